@@ -1,0 +1,78 @@
+"""The AI chat gateway: create_app() builds the Flask application."""
+import logging
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask
+
+from .config import Settings
+from .version import __version__
+
+
+def create_app(config: Mapping[str, str] | None = None) -> Flask:
+    """Build the app; `config` overrides environment variables (same names, same validation)."""
+    settings = Settings.from_env({**os.environ, **(config or {})})
+    app = Flask(__name__, static_folder=None)
+    app.config.update(settings.as_flask_config())
+    app.config["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=settings.jwt_access_minutes)
+    app.config["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=settings.jwt_refresh_days)
+    configure_logging(settings)
+    register_api_docs(app)
+    register_extensions(app)
+    register_error_handlers(app)
+    register_blueprints(app)
+    register_metrics(app)
+    return app
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(settings.log_level)
+
+
+def register_api_docs(app: Flask) -> None:
+    app.config.update(
+        API_TITLE="AI Chat Gateway",
+        API_VERSION=__version__,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+    )
+
+
+def register_extensions(app: Flask) -> None:
+    from . import db
+    from .auth import tokens
+    from .extensions import api
+
+    if app.config["DATABASE_URL"].startswith("sqlite:///"):
+        Path(app.config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    db.init_app(app)
+    tokens.init_app(app)
+    api.init_app(app)
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+
+
+def register_error_handlers(app: Flask) -> None:
+    from . import errors
+
+    errors.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from .auth.routes import bp as auth_bp
+    from .conversations.routes import bp as conversations_bp
+    from .extensions import api
+    from .health.routes import bp as health_bp
+    from .orgs.routes import bp as orgs_bp
+
+    for bp in (health_bp, auth_bp, orgs_bp, conversations_bp):
+        api.register_blueprint(bp)
+
+
+def register_metrics(app: Flask) -> None:
+    from . import metrics
+
+    metrics.init_app(app)

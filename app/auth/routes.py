@@ -1,0 +1,42 @@
+from flask_jwt_extended import get_jwt_identity
+
+from ..db import get_session
+from ..rest import Blueprint, auth_required
+from . import service
+from .schemas import AccessTokenSchema, LoginSchema, RegisterSchema, SessionSchema, UserSchema
+
+bp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and tokens")
+
+
+@bp.post("/register")
+@bp.arguments(RegisterSchema)
+@bp.response(201, SessionSchema)
+def register(data):
+    """Create an account and log it in"""
+    user = service.register(session=get_session(), **data)
+    return service.issue_tokens(user)
+
+
+@bp.post("/login")
+@bp.arguments(LoginSchema)
+@bp.response(200, SessionSchema)
+def login(data):
+    """Exchange credentials for an access and a refresh token"""
+    return service.issue_tokens(service.authenticate(session=get_session(), **data))
+
+
+@bp.post("/refresh")
+@auth_required(refresh=True)
+@bp.response(200, AccessTokenSchema)
+def refresh():
+    """Exchange a refresh token for a new access token"""
+    user = service.get_user(session=get_session(), user_id=get_jwt_identity())
+    return {"access_token": service.access_token_for(user)}
+
+
+@bp.get("/me")
+@auth_required
+@bp.response(200, UserSchema)
+def me():
+    """The current user"""
+    return service.get_user(session=get_session(), user_id=get_jwt_identity())

@@ -1,0 +1,36 @@
+from marshmallow import fields, validate
+
+from ..rest import CamelSchema, UtcDateTime
+
+MIN_PASSWORD = 8
+
+
+class UserSchema(CamelSchema):
+    id = fields.String(dump_only=True)
+    email = fields.Email(dump_only=True)
+    name = fields.String(dump_only=True, allow_none=True)
+    created_at = UtcDateTime(dump_only=True)
+
+
+class RegisterSchema(CamelSchema):
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+    password = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=MIN_PASSWORD, max=256, error="Password must be {min} to {max} characters long."),
+    )
+    name = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+
+
+class LoginSchema(CamelSchema):
+    email = fields.String(required=True, validate=validate.Length(max=320))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(max=256))
+
+
+class AccessTokenSchema(CamelSchema):
+    access_token = fields.String()
+
+
+class SessionSchema(AccessTokenSchema):
+    refresh_token = fields.String()
+    user = fields.Nested(UserSchema)

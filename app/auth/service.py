@@ -1,0 +1,55 @@
+"""Accounts, credentials and tokens."""
+from flask_jwt_extended import create_access_token, create_refresh_token
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..errors import Conflict, Unauthorized
+from ..models import User
+
+BAD_CREDENTIALS = "Invalid email or password"
+# Checked when the email is unknown, so both failures cost the same time.
+_DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def find_by_email(*, session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+def register(*, session: Session, email: str, password: str, name: str | None) -> User:
+    if find_by_email(session=session, email=email) is not None:
+        raise Conflict("An account with this email already exists", {"email": ["Already registered."]})
+    user = User(email=normalise_email(email), password_hash=generate_password_hash(password, method="scrypt"), name=name)
+    session.add(user)
+    session.commit()
+    return user
+
+
+def authenticate(*, session: Session, email: str, password: str) -> User:
+    user = find_by_email(session=session, email=email)
+    if not check_password_hash(user.password_hash if user else _DUMMY_HASH, password) or user is None:
+        raise Unauthorized(BAD_CREDENTIALS, code="invalid_credentials")
+    return user
+
+
+def get_user(*, session: Session, user_id: str) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise Unauthorized("The account behind this token no longer exists", code="invalid_token")
+    return user
+
+
+def access_token_for(user: User) -> str:
+    return create_access_token(identity=user.id)
+
+
+def issue_tokens(user: User) -> dict:
+    return {
+        "access_token": access_token_for(user),
+        "refresh_token": create_refresh_token(identity=user.id),
+        "user": user,
+    }

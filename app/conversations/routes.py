@@ -1,0 +1,60 @@
+from flask_jwt_extended import get_jwt_identity
+
+from ..db import get_session
+from ..rest import Blueprint, auth_required
+from . import service
+from .schemas import (
+    ConversationCreateSchema,
+    ConversationDetailSchema,
+    ConversationPageSchema,
+    ConversationSchema,
+    ConversationUpdateSchema,
+    PageArgsSchema,
+)
+
+bp = Blueprint("conversations", __name__, url_prefix="/conversations", description="Conversations and their messages")
+
+
+@bp.post("")
+@auth_required
+@bp.arguments(ConversationCreateSchema)
+@bp.response(201, ConversationSchema)
+def create_conversation(data):
+    """Start a conversation, optionally shared with an organisation"""
+    return service.create(session=get_session(), user_id=get_jwt_identity(), data=data)
+
+
+@bp.get("")
+@auth_required
+@bp.arguments(PageArgsSchema, location="query")
+@bp.response(200, ConversationPageSchema)
+def list_conversations(args):
+    """My conversations and those of my organisations, newest first"""
+    return service.list_visible(session=get_session(), user_id=get_jwt_identity(), **args)
+
+
+@bp.get("/<id>")
+@auth_required
+@bp.response(200, ConversationDetailSchema)
+def get_conversation(id):
+    """One conversation with its messages in order"""
+    return service.get_visible(
+        session=get_session(), conversation_id=id, user_id=get_jwt_identity(), with_messages=True
+    )
+
+
+@bp.patch("/<id>")
+@auth_required
+@bp.arguments(ConversationUpdateSchema)
+@bp.response(200, ConversationSchema)
+def update_conversation(data, id):
+    """Change a conversation's title, prompt or settings (owner, or OWNER/ADMIN of its org)"""
+    return service.update(session=get_session(), conversation_id=id, user_id=get_jwt_identity(), data=data)
+
+
+@bp.delete("/<id>")
+@auth_required
+@bp.response(204)
+def delete_conversation(id):
+    """Delete a conversation and its messages (owner, or OWNER/ADMIN of its org)"""
+    service.delete(session=get_session(), conversation_id=id, user_id=get_jwt_identity())

@@ -1,0 +1,69 @@
+from marshmallow import fields, validate, validates_schema, ValidationError
+
+from ..models import MessageRole
+from ..rest import CamelSchema, UtcDateTime
+
+TEMPERATURE = validate.Range(min=0, max=2)
+TOP_P = validate.Range(min=0, max=1)
+
+
+class ConversationWriteSchema(CamelSchema):
+    title = fields.String(allow_none=True, validate=validate.Length(max=200))
+    system_prompt = fields.String(allow_none=True, validate=validate.Length(max=20_000))
+    model = fields.String(allow_none=True, validate=validate.Length(min=1, max=200))
+    temperature = fields.Float(allow_none=True, validate=TEMPERATURE)
+    top_p = fields.Float(allow_none=True, validate=TOP_P)
+
+
+class ConversationCreateSchema(ConversationWriteSchema):
+    org_id = fields.String(allow_none=True, validate=validate.Length(max=36))
+
+
+class ConversationUpdateSchema(ConversationWriteSchema):
+    @validates_schema
+    def _not_empty(self, data, **kwargs):
+        if not data:
+            raise ValidationError("Send at least one field to change.")
+
+
+class MessageSchema(CamelSchema):
+    id = fields.String()
+    role = fields.Enum(MessageRole)
+    content = fields.String()
+    meta = fields.Dict()
+    created_at = UtcDateTime()
+
+
+class ConversationSchema(CamelSchema):
+    id = fields.String()
+    user_id = fields.String()
+    org_id = fields.String(allow_none=True)
+    title = fields.String(allow_none=True)
+    system_prompt = fields.String(allow_none=True)
+    model = fields.String(allow_none=True)
+    temperature = fields.Float(allow_none=True)
+    top_p = fields.Float(allow_none=True)
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
+
+
+class ConversationDetailSchema(ConversationSchema):
+    messages = fields.List(fields.Nested(MessageSchema))
+
+
+class PageArgsSchema(CamelSchema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(validate=validate.Length(max=200))
+    page = fields.Integer(validate=validate.Range(min=1, max=100_000))
+
+    @validates_schema
+    def _one_style(self, data, **kwargs):
+        if "cursor" in data and "page" in data:
+            raise ValidationError("Use either cursor or page, not both.", "cursor")
+
+
+class ConversationPageSchema(CamelSchema):
+    items = fields.List(fields.Nested(ConversationSchema))
+    next_cursor = fields.String(allow_none=True, metadata={"description": "Pass as cursor for the next page; null at the end"})
+    page = fields.Integer(allow_none=True)
+    limit = fields.Integer()

@@ -1,0 +1,107 @@
+"""Conversations and the one visibility rule every conversation route goes through."""
+import base64
+import binascii
+import json
+from datetime import datetime, timezone
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from ..errors import Forbidden, NotFound, ValidationFailed
+from ..models import Conversation, OrgMember, utcnow
+from ..orgs.service import MANAGERS, member_org_ids
+
+
+def visible_to(user_id: str):
+    """A conversation is visible to its owner and to the members of its org."""
+    return or_(Conversation.user_id == user_id, Conversation.org_id.in_(member_org_ids(user_id)))
+
+
+def get_visible(*, session: Session, conversation_id: str, user_id: str, with_messages: bool = False) -> Conversation:
+    """The conversation if the user may see it, else 404 (never 403: ids cannot be probed)."""
+    query = select(Conversation).where(Conversation.id == conversation_id, visible_to(user_id))
+    if with_messages:
+        query = query.options(selectinload(Conversation.messages))
+    conversation = session.scalar(query)
+    if conversation is None:
+        raise NotFound("Conversation")
+    return conversation
+
+
+def get_manageable(*, session: Session, conversation_id: str, user_id: str) -> Conversation:
+    """Visible, and the user is its owner or an OWNER/ADMIN of its org; members get 403."""
+    conversation = get_visible(session=session, conversation_id=conversation_id, user_id=user_id)
+    if conversation.user_id == user_id:
+        return conversation
+    role = session.scalar(
+        select(OrgMember.role).where(OrgMember.org_id == conversation.org_id, OrgMember.user_id == user_id)
+    )
+    if role not in MANAGERS:
+        raise Forbidden("Only the owner or an OWNER/ADMIN of its organisation can change this conversation")
+    return conversation
+
+
+def touch(conversation: Conversation) -> None:
+    conversation.updated_at = utcnow()
+
+
+def create(*, session: Session, user_id: str, data: dict) -> Conversation:
+    org_id = data.get("org_id")
+    if org_id is not None:
+        member = session.scalar(select(OrgMember.role).where(OrgMember.org_id == org_id, OrgMember.user_id == user_id))
+        if member is None:
+            raise ValidationFailed("You are not a member of that organisation", {"orgId": ["Unknown organisation."]})
+    conversation = Conversation(user_id=user_id, **data)
+    session.add(conversation)
+    session.commit()
+    return conversation
+
+
+def update(*, session: Session, conversation_id: str, user_id: str, data: dict) -> Conversation:
+    conversation = get_manageable(session=session, conversation_id=conversation_id, user_id=user_id)
+    for name, value in data.items():
+        setattr(conversation, name, value)
+    touch(conversation)
+    session.commit()
+    return conversation
+
+
+def delete(*, session: Session, conversation_id: str, user_id: str) -> None:
+    conversation = get_manageable(session=session, conversation_id=conversation_id, user_id=user_id)
+    session.delete(conversation)
+    session.commit()
+
+
+def list_visible(*, session: Session, user_id: str, limit: int, cursor: str | None = None, page: int | None = None) -> dict:
+    """Newest updatedAt first; keyset pages through cursor, or numbered pages through page."""
+    query = select(Conversation).where(visible_to(user_id)).order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+    if cursor:
+        updated_at, last_id = decode_cursor(cursor)
+        query = query.where(
+            or_(Conversation.updated_at < updated_at, and_(Conversation.updated_at == updated_at, Conversation.id < last_id))
+        )
+    if page:
+        query = query.offset((page - 1) * limit)
+    items = list(session.scalars(query.limit(limit + 1)))
+    has_more = len(items) > limit
+    items = items[:limit]
+    next_cursor = encode_cursor(items[-1]) if has_more else None
+    return {"items": items, "next_cursor": next_cursor, "page": page, "limit": limit}
+
+
+def encode_cursor(conversation: Conversation) -> str:
+    updated_at = conversation.updated_at
+    if updated_at.tzinfo is None:
+        updated_at = updated_at.replace(tzinfo=timezone.utc)
+    raw = json.dumps([updated_at.isoformat(), conversation.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, last_id = json.loads(raw)
+        updated_at = datetime.fromisoformat(stamp)
+    except (ValueError, TypeError, binascii.Error):
+        raise ValidationFailed("The cursor is not valid", {"cursor": ["Not a cursor this API returned."]}) from None
+    return updated_at, str(last_id)

@@ -1,0 +1,107 @@
+"""The one JSON error contract: {"error": {"code", "message", "details"}} for every 4xx/5xx."""
+import logging
+import re
+
+from flask import Flask, jsonify, request
+from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import HTTPException, UnsupportedMediaType
+
+from .db import get_session
+
+log = logging.getLogger(__name__)
+
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+class ApiError(Exception):
+    """An error a client should see, with a stable machine-readable code."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details or {}
+
+
+class NotFound(ApiError):
+    def __init__(self, what: str = "Resource"):
+        super().__init__(404, "not_found", f"{what} not found")
+
+
+class Conflict(ApiError):
+    def __init__(self, message: str, details: dict | None = None):
+        super().__init__(409, "conflict", message, details)
+
+
+class Forbidden(ApiError):
+    def __init__(self, message: str):
+        super().__init__(403, "forbidden", message)
+
+
+class Unauthorized(ApiError):
+    def __init__(self, message: str, code: str = "unauthorized"):
+        super().__init__(401, code, message)
+
+
+class ValidationFailed(ApiError):
+    def __init__(self, message: str, details: dict):
+        super().__init__(400, "validation_error", message, details)
+
+
+def error_response(status: int, code: str, message: str, details: dict | None = None, headers=None):
+    response = jsonify({"error": {"code": code, "message": message, "details": details or {}}})
+    response.status_code = status
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def _code_for(exc: HTTPException) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")
+
+
+def handle_api_error(exc: ApiError):
+    return error_response(exc.status, exc.code, exc.message, exc.details)
+
+
+def handle_http_exception(exc: HTTPException):
+    # webargs (through flask-smorest) attaches per-field messages to the exception it aborts with.
+    messages = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
+    if messages:
+        details = messages.get("json", messages) if isinstance(messages, dict) else {"_schema": messages}
+        if details.keys() == {"_schema"} and "Invalid JSON body." in str(details["_schema"]):
+            return error_response(400, "malformed_json", "The request body is not valid JSON", details)
+        return error_response(exc.code or 400, "validation_error", "The request has invalid fields", details)
+    headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
+    return error_response(exc.code or 500, _code_for(exc), exc.description or exc.name, headers=headers)
+
+
+def handle_integrity_error(exc: IntegrityError):
+    get_session().rollback()
+    log.info("integrity error: %s", type(exc.orig).__name__)
+    return error_response(409, "conflict", "The request conflicts with existing data")
+
+
+def handle_operational_error(exc: OperationalError):
+    log.error("database unavailable: %s", type(exc.orig).__name__)
+    return error_response(503, "database_unavailable", "The database is unavailable, try again later")
+
+
+def handle_unexpected(exc: Exception):
+    if isinstance(exc, HTTPException):
+        return handle_http_exception(exc)
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(500, "internal_error", "An unexpected error occurred")
+
+
+def require_json_body() -> None:
+    """Bodies must be JSON: a form post or plain text gets 415, not a confusing 400."""
+    if request.method in BODY_METHODS and request.content_length and not request.is_json:
+        raise UnsupportedMediaType("Send the request body as JSON with Content-Type: application/json")
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(require_json_body)
+    app.register_error_handler(ApiError, handle_api_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(IntegrityError, handle_integrity_error)
+    app.register_error_handler(OperationalError, handle_operational_error)
+    app.register_error_handler(Exception, handle_unexpected)

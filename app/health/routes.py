@@ -1,0 +1,41 @@
+import logging
+
+from flask import current_app
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..rest import Blueprint
+from ..version import __version__
+
+log = logging.getLogger(__name__)
+bp = Blueprint("health", __name__, description="Health and liveness probes")
+
+
+def database_is_up() -> bool:
+    try:
+        with current_app.extensions["db_engine"].connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except SQLAlchemyError as exc:
+        log.warning("health check: database unreachable (%s)", type(exc).__name__)
+        return False
+
+
+@bp.get("/health")
+def health():
+    """Readiness: the gateway and its database; 503 when the database is down"""
+    up = database_is_up()
+    body = {
+        "status": "ok" if up else "degraded",
+        "env": current_app.config["APP_ENV"],
+        "db": "up" if up else "down",
+        "defaultModel": current_app.config["DEFAULT_MODEL"],
+        "version": __version__,
+    }
+    return body, 200 if up else 503
+
+
+@bp.get("/livez")
+def livez():
+    """Liveness: answers as long as the process serves requests; never touches the database"""
+    return {"status": "ok"}

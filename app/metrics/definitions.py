@@ -1,0 +1,72 @@
+"""Every metric the gateway exposes, defined once at import.
+
+Names, label names and buckets are a public contract: dashboards and alert
+rules in ``monitoring/`` depend on them, and a test cross-checks that.
+Creating metrics inside ``create_app()`` would raise DuplicateTimeseries on
+the second app of a test run, hence module level.
+"""
+from prometheus_client import Counter, Gauge, Histogram
+
+# Label value for requests that matched no URL rule: one series, not one per path.
+UNMATCHED_ROUTE = "<unmatched>"
+
+CHAT_OUTCOMES = ("success", "provider_error", "timeout", "client_disconnect", "internal_error")
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests that ended, by method, route template and status code.",
+    ["method", "route", "status_code"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time from the request's arrival to its last byte sent (or the client leaving).",
+    ["method", "route", "status_code"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+)
+HTTP_IN_FLIGHT = Gauge(
+    "http_requests_in_flight",
+    "HTTP requests being served right now, across all workers.",
+    multiprocess_mode="livesum",
+)
+
+CHAT_DURATION = Histogram(
+    "chat_completion_duration_seconds",
+    "Time to produce a whole chat completion, to the last streamed byte.",
+    ["model", "streaming"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40),
+)
+CHAT_TOKENS = Counter(
+    "chat_completion_tokens_total",
+    "Tokens consumed by chat completions, as stored in the assistant messages.",
+    ["model", "type"],
+)
+CHAT_TIME_TO_FIRST_TOKEN = Histogram(
+    "chat_time_to_first_token_seconds",
+    "Time from the upstream call to the first streamed token.",
+    ["model"],
+    buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10, 20),
+)
+CHAT_TIME_PER_OUTPUT_TOKEN = Histogram(
+    "chat_time_per_output_token_seconds",
+    "Mean time between output tokens after the first, per completion.",
+    ["model"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1),
+)
+CHAT_COMPLETIONS = Counter(
+    "chat_completions_total",
+    "Chat completions that ended, by outcome (success, provider_error, timeout, client_disconnect, internal_error).",
+    ["model", "streaming", "outcome"],
+)
+CHAT_IN_FLIGHT = Gauge(
+    "chat_completions_in_flight",
+    "Chat completions (streamed or not) in progress right now, across all workers.",
+    ["streaming"],
+    multiprocess_mode="livesum",
+)
+
+BUILD_INFO = Gauge(
+    "gateway_build_info",
+    "Always 1; the labels carry the running version.",
+    ["version", "python_version"],
+    multiprocess_mode="livemax",
+)

@@ -1,0 +1,74 @@
+"""Fixtures: every database test runs on SQLite and on PostgreSQL, each with a clean database."""
+import os
+
+import pytest
+
+from app import create_app
+from tests.support.auth import AuthActions
+from tests.support.databases import PrivatePostgres, postgres_available, sqlite_copy, sqlite_template
+
+TEST_SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory):
+    return sqlite_template(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(scope="session")
+def _postgres():
+    if not postgres_available():
+        if IN_CI:
+            pytest.fail("PostgreSQL is not reachable (TEST_POSTGRES_URL); CI must run every test on it")
+        pytest.skip("PostgreSQL is not reachable: set TEST_POSTGRES_URL or start it")
+    database = PrivatePostgres()
+    database.create()
+    yield database
+    database.drop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """A clean, migrated database for one test."""
+    if request.param == "sqlite":
+        return sqlite_copy(request.getfixturevalue("_sqlite_template"), tmp_path)
+    database = request.getfixturevalue("_postgres")
+    database.truncate()
+    return database.url
+
+
+@pytest.fixture
+def app_config(database_url):
+    """Environment-style settings for the app under test; override in a module to change them."""
+    return {"DATABASE_URL": database_url, "APP_ENV": "test", "JWT_SECRET_KEY": TEST_SECRET, "LOG_LEVEL": "WARNING"}
+
+
+@pytest.fixture
+def app(app_config):
+    app = create_app(app_config)
+    yield app
+    app.extensions["db_engine"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+@pytest.fixture
+def user(auth):
+    return auth.register()
+
+
+@pytest.fixture
+def db_session(app):
+    """A session for asserting on rows, independent of the requests' sessions."""
+    session = app.extensions["db_sessionmaker"]()
+    yield session
+    session.close()
