@@ -37,5 +37,8 @@ loglevel = settings.log_level.lower()
 def on_starting(server):
     from app.migrate import upgrade
 
-    server.log.info("migrating the database to the latest schema")
-    upgrade(settings.database_url)
+    before, after = upgrade(settings.database_url)
+    if before == after:
+        server.log.info("database schema already at %s: nothing to migrate", after)
+    else:
+        server.log.info("database schema migrated from %s to %s", before or "empty", after)

@@ -64,10 +64,12 @@ def handle_api_error(exc: ApiError):
 
 def handle_http_exception(exc: HTTPException):
     # webargs (through flask-smorest) attaches per-field messages to the exception it aborts with.
-    messages = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
+    messages = getattr(exc, "data", {}).get("messages")
     if messages:
-        details = messages.get("json", messages) if isinstance(messages, dict) else {"_schema": messages}
-        if details.keys() == {"_schema"} and "Invalid JSON body." in str(details["_schema"]):
+        details = messages.get("json", messages) if isinstance(messages, dict) else messages
+        if not isinstance(details, dict):
+            details = {"_schema": details}
+        if "Invalid JSON body." in details.get("_schema", []):
             return error_response(400, "malformed_json", "The request body is not valid JSON", details)
         return error_response(exc.code or 400, "validation_error", "The request has invalid fields", details)
     headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None

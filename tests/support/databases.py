@@ -47,14 +47,18 @@ class PrivatePostgres:
         self.admin = create_engine(normalised(ADMIN_URL), isolation_level="AUTOCOMMIT")
         self.url = make_url(normalised(ADMIN_URL)).set(database=self.name).render_as_string(hide_password=False)
 
-    def create(self) -> str:
+    def create_empty(self) -> str:
         with self.admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{self.name}"'))
+        self.engine = create_engine(self.url)
+        return self.url
+
+    def create(self) -> str:
+        self.create_empty()
         upgrade(self.url)
         engine = create_engine(self.url)
         self.tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
         engine.dispose()
-        self.engine = create_engine(self.url)
         return self.url
 
     def truncate(self) -> None:

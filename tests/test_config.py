@@ -1,0 +1,52 @@
+import pytest
+
+from app.config import ConfigError, Settings
+
+STRONG = "s" * 40
+
+
+def test_defaults_run_on_embedded_sqlite():
+    settings = Settings.from_env({})
+    assert settings.database_url.startswith("sqlite:///") and settings.database_url.endswith("instance/gateway.db")
+    assert (settings.api_host, settings.api_port, settings.default_model) == ("0.0.0.0", 4000, "llama3.1")
+    assert settings.app_env == "development" and len(settings.jwt_secret_key) >= 32
+
+
+def test_postgres_urls_use_the_shipped_driver():
+    assert Settings.from_env({"DATABASE_URL": "postgres://u@h/db"}).database_url == "postgresql+psycopg2://u@h/db"
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"API_PORT": "eighty"}, "API_PORT must be an integer"),
+        ({"API_PORT": "70000"}, "API_PORT must be between"),
+        ({"APP_ENV": "staging"}, "APP_ENV must be one of"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be one of"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must be"),
+        ({"APP_ENV": "production"}, "JWT_SECRET_KEY is required"),
+        ({"APP_ENV": "production", "JWT_SECRET_KEY": "too-short"}, "at least 32 bytes"),
+    ],
+)
+def test_bad_values_stop_start_up_with_a_clear_message(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+def test_production_accepts_a_real_secret():
+    settings = Settings.from_env({"APP_ENV": "production", "JWT_SECRET_KEY": STRONG})
+    assert settings.jwt_secret_key == STRONG
+
+
+def test_gunicorn_refuses_to_start_with_a_bad_setting(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.support.servers import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin", "APP_ENV": "production", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "JWT_SECRET_KEY is required when APP_ENV=production" in result.stderr

@@ -1,0 +1,51 @@
+"""The gateway as users run it: real gunicorn, several workers, migrations once."""
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from tests.support.databases import PrivatePostgres, normalised, postgres_available
+from tests.support.servers import Gunicorn
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh' / 'gateway.db'}"
+        return
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not reachable")
+    database = PrivatePostgres()
+    database.create_empty()
+    yield database.url
+    database.drop()
+
+
+def test_register_login_and_chat_setup_through_gunicorn(tmp_path, empty_database_url):
+    with Gunicorn(tmp_path, database_url=empty_database_url, workers=3) as server:
+        assert len(server.wait_for_workers(3)) == 3
+        assert requests.get(f"{server.url}/health", timeout=5).json()["db"] == "up"
+        credentials = {"email": "smoke@example.com", "password": "a long password"}
+        assert requests.post(f"{server.url}/auth/register", json=credentials, timeout=5).status_code == 201
+        login = requests.post(f"{server.url}/auth/login", json=credentials, timeout=5)
+        assert login.status_code == 200
+        headers = {"Authorization": f"Bearer {login.json()['accessToken']}"}
+        # Several requests, so different workers verify tokens that one of them issued.
+        for _ in range(6):
+            assert requests.get(f"{server.url}/auth/me", headers=headers, timeout=5).status_code == 200
+        created = requests.post(f"{server.url}/conversations", json={"title": "smoke"}, headers=headers, timeout=5)
+        assert created.status_code == 201
+        listed = requests.get(f"{server.url}/conversations", headers=headers, timeout=5).json()["items"]
+        assert [c["title"] for c in listed] == ["smoke"]
+    first_log = server.log()
+    assert first_log.count("database schema migrated from empty to 0001") == 1
+
+    with Gunicorn(tmp_path, database_url=empty_database_url, workers=2) as again:
+        again.wait_for_workers(2)
+    assert "database schema already at 0001: nothing to migrate" in again.log()
+    engine = create_engine(normalised(empty_database_url))
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+        assert connection.execute(text("SELECT count(*) FROM users")).scalar() == 1
+    engine.dispose()

@@ -1,0 +1,82 @@
+import pytest
+from sqlalchemy import func, select
+
+from app.models import OrgMember
+
+
+@pytest.fixture
+def org(client, user):
+    response = client.post("/orgs", json={"name": "Acme"}, headers=user.headers)
+    assert response.status_code == 201
+    return response.get_json()
+
+
+def add(client, org, manager, member, role="MEMBER"):
+    return client.post(f"/orgs/{org['id']}/members", json={"email": member.email, "role": role}, headers=manager.headers)
+
+
+def test_creator_becomes_owner_and_sees_the_org(client, user, org):
+    assert org["name"] == "Acme" and org["role"] == "OWNER"
+    assert [o["id"] for o in client.get("/orgs", headers=user.headers).get_json()] == [org["id"]]
+    assert client.get(f"/orgs/{org['id']}", headers=user.headers).get_json()["role"] == "OWNER"
+    members = client.get(f"/orgs/{org['id']}/members", headers=user.headers).get_json()
+    assert [(m["userId"], m["role"]) for m in members] == [(user.id, "OWNER")]
+
+
+def test_org_name_is_required(client, user):
+    response = client.post("/orgs", json={"name": ""}, headers=user.headers)
+    assert response.status_code == 400 and "name" in response.get_json()["error"]["details"]
+
+
+def test_owner_adds_members_and_they_see_the_org(client, auth, user, org):
+    member = auth.register()
+    response = add(client, org, user, member, "ADMIN")
+    assert response.status_code == 201
+    assert response.get_json()["role"] == "ADMIN" and response.get_json()["email"] == member.email
+    assert client.get("/orgs", headers=member.headers).get_json()[0]["role"] == "ADMIN"
+
+
+def test_adding_twice_is_409_and_unknown_email_is_404(client, auth, user, org, db_session):
+    member = auth.register()
+    assert add(client, org, user, member).status_code == 201
+    assert add(client, org, user, member).status_code == 409
+    response = client.post(f"/orgs/{org['id']}/members", json={"email": "ghost@example.com"}, headers=user.headers)
+    assert response.status_code == 404
+    assert db_session.scalar(select(func.count()).select_from(OrgMember)) == 2
+
+
+def test_plain_members_cannot_manage_members(client, auth, user, org):
+    member, other = auth.register(), auth.register()
+    add(client, org, user, member)
+    assert add(client, org, member, other).status_code == 403
+    assert client.delete(f"/orgs/{org['id']}/members/{user.id}", headers=member.headers).status_code == 403
+
+
+def test_admin_cannot_grant_or_remove_owner(client, auth, user, org):
+    admin, other = auth.register(), auth.register()
+    add(client, org, user, admin, "ADMIN")
+    assert add(client, org, admin, other, "OWNER").status_code == 403
+    assert client.delete(f"/orgs/{org['id']}/members/{user.id}", headers=admin.headers).status_code == 403
+    assert add(client, org, admin, other, "MEMBER").status_code == 201
+
+
+def test_last_owner_cannot_be_removed_but_a_second_owner_allows_it(client, auth, user, org):
+    response = client.delete(f"/orgs/{org['id']}/members/{user.id}", headers=user.headers)
+    assert response.status_code == 409
+    assert "last OWNER" in response.get_json()["error"]["message"]
+    second = auth.register()
+    add(client, org, user, second, "OWNER")
+    assert client.delete(f"/orgs/{org['id']}/members/{user.id}", headers=second.headers).status_code == 204
+    assert client.get(f"/orgs/{org['id']}", headers=user.headers).status_code == 404
+
+
+def test_members_may_leave(client, auth, user, org):
+    member = auth.register()
+    add(client, org, user, member)
+    assert client.delete(f"/orgs/{org['id']}/members/{member.id}", headers=member.headers).status_code == 204
+    assert client.get("/orgs", headers=member.headers).get_json() == []
+
+
+def test_removing_a_non_member_is_404(client, auth, user, org):
+    stranger = auth.register()
+    assert client.delete(f"/orgs/{org['id']}/members/{stranger.id}", headers=user.headers).status_code == 404
