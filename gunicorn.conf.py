@@ -6,8 +6,24 @@ worker exists), and owns the metrics plumbing shared by all workers.
 import logging
 import os
 import secrets
+import tempfile
 
-from app.config import Settings
+# Before anything imports prometheus_client: it picks multiprocess mode at import
+# time from this variable, and workers inherit the master's environment.
+OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+os.makedirs(METRICS_DIR, exist_ok=True)
+
+from app.config import Settings  # noqa: E402
+from app.metrics import multiprocess as metrics_dir  # noqa: E402
+
+# Start from zero, once per master: files of an earlier run would be summed into
+# this one. Not again when SIGHUP re-reads this file, or counters would go backwards.
+if os.environ.get("GATEWAY_METRICS_MASTER") != str(os.getpid()):
+    os.environ["GATEWAY_METRICS_MASTER"] = str(os.getpid())
+    metrics_dir.wipe(METRICS_DIR)
 
 if os.environ.get("APP_ENV", "development").strip().lower() != "production" and not os.environ.get("JWT_SECRET_KEY"):
     # One generated key for every worker, or each would reject its siblings' tokens.
@@ -26,6 +42,9 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
+# Workers fork from a master that has already imported and built the app: a
+# recycled worker (max_requests) is serving again in milliseconds, not a second.
+preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() != "false"
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
 # Several gateways (and test servers) may run side by side; none needs the control socket.
@@ -42,3 +61,20 @@ def on_starting(server):
         server.log.info("database schema already at %s: nothing to migrate", after)
     else:
         server.log.info("database schema migrated from %s to %s", before or "empty", after)
+
+
+def when_ready(server):
+    if settings.metrics_port:
+        from app.metrics.exposition import serve_from_master
+
+        serve_from_master(settings.metrics_host, settings.metrics_port, settings.metrics_token)
+        server.log.info("metrics listener at http://%s:%s/metrics", settings.metrics_host, settings.metrics_port)
+
+
+def child_exit(server, worker):
+    metrics_dir.fold_dead_worker(worker.pid, METRICS_DIR)
+
+
+def on_exit(server):
+    if OWN_METRICS_DIR:
+        metrics_dir.remove(METRICS_DIR)

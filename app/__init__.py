@@ -73,6 +73,6 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_metrics(app: Flask) -> None:
-    from . import metrics
+    from .metrics import instrument
 
-    metrics.init_app(app)
+    instrument.init_app(app)

@@ -55,7 +55,10 @@ class Settings:
     default_model: str = "llama3.1"
     max_content_length: int = 1024 * 1024
     metrics_token: str = ""
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 4001
     ollama_base_url: str = "http://localhost:11434"
+    ollama_models: str = ""
     openai_base_url: str = ""
     openai_api_key: str = ""
     openai_models: str = ""
@@ -98,7 +101,10 @@ class Settings:
             default_model=get("DEFAULT_MODEL", "llama3.1") or "llama3.1",
             max_content_length=_int("MAX_CONTENT_LENGTH", get("MAX_CONTENT_LENGTH", str(1024 * 1024)), 1024, 64 * 1024 * 1024),
             metrics_token=get("METRICS_TOKEN"),
+            metrics_host=get("METRICS_HOST") or get("API_HOST", "0.0.0.0"),
+            metrics_port=_int("METRICS_PORT", get("METRICS_PORT", "4001"), 0, 65535),
             ollama_base_url=get("OLLAMA_BASE_URL", "http://localhost:11434").rstrip("/"),
+            ollama_models=get("OLLAMA_MODELS"),
             openai_base_url=get("OPENAI_BASE_URL").rstrip("/"),
             openai_api_key=get("OPENAI_API_KEY"),
             openai_models=get("OPENAI_MODELS"),

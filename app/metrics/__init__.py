@@ -1,6 +1,1 @@
-"""Request metrics and the /metrics endpoint."""
-from flask import Flask
-
-
-def init_app(app: Flask) -> None:
-    pass
+"""Prometheus metrics. Kept import-light: the gunicorn master imports `multiprocess` before any worker exists."""

@@ -1,0 +1,103 @@
+"""What a scrape sees, on the API port (through prometheus-flask-exporter) and on the master's own listener."""
+import hmac
+import json
+import os
+import threading
+from functools import wraps
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from flask import request
+from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder
+from prometheus_flask_exporter import PrometheusMetrics
+from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+
+from ..errors import error_response
+from .multiprocess import LockedMultiProcessCollector, directory
+from .process import GunicornProcessCollector
+
+UNAUTHORIZED = {"code": "unauthorized", "message": "Send the metrics token: Authorization: Bearer <METRICS_TOKEN>", "details": {}}
+
+
+def build_registry(master_pid_getter) -> CollectorRegistry:
+    """All workers' files plus per-process metrics; the default registry outside gunicorn."""
+    path = directory()
+    if path is None:
+        return REGISTRY
+    registry = CollectorRegistry()
+    LockedMultiProcessCollector(registry, path)
+    registry.register(GunicornProcessCollector(master_pid_getter))
+    return registry
+
+
+def authorized(header: str | None, token: str) -> bool:
+    if not token:
+        return True
+    scheme, _, value = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+
+
+def token_required(token: str):
+    """The metrics_decorator for prometheus-flask-exporter: open when no token is configured."""
+
+    def decorate(view):
+        @wraps(view)
+        def guarded(*args, **kwargs):
+            if not authorized(request.headers.get("Authorization"), token):
+                return error_response(401, UNAUTHORIZED["code"], UNAUTHORIZED["message"], headers={"WWW-Authenticate": "Bearer"})
+            return view(*args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
+class _ScrapeFromRegistry:
+    """prometheus-flask-exporter serves the endpoint; the registry is ours (locked, with process metrics)."""
+
+    registry_for_scrape: CollectorRegistry
+
+    def generate_metrics(self, accept_header=None, names=None):
+        registry = self.registry_for_scrape
+        if names:
+            registry = registry.restricted_registry(names)
+        encoder, content_type = choose_encoder(accept_header)
+        return encoder(registry).decode("utf-8"), content_type
+
+
+class MultiprocessExporter(_ScrapeFromRegistry, GunicornInternalPrometheusMetrics):
+    pass
+
+
+class SingleProcessExporter(_ScrapeFromRegistry, PrometheusMetrics):
+    pass
+
+
+def exporter_for(app, token: str):
+    """The /metrics endpoint on the API port, in gunicorn multiprocess mode when under gunicorn."""
+    cls = MultiprocessExporter if directory() else SingleProcessExporter
+    exporter = cls.for_app_factory(path="/metrics", export_defaults=False, metrics_decorator=token_required(token))
+    exporter.registry_for_scrape = build_registry(os.getppid)
+    exporter.init_app(app)
+    return exporter
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def serve_from_master(host: str, port: int, token: str) -> ThreadingWSGIServer:
+    """A listener in the gunicorn master: answers even when every worker thread is busy."""
+    metrics_app = make_wsgi_app(build_registry(os.getpid))
+    body = json.dumps({"error": UNAUTHORIZED}).encode()
+
+    def guarded(environ, start_response):
+        if not authorized(environ.get("HTTP_AUTHORIZATION"), token):
+            start_response("401 Unauthorized", [("Content-Type", "application/json"), ("WWW-Authenticate", "Bearer")])
+            return [body]
+        return metrics_app(environ, start_response)
+
+    server = make_server(host, port, guarded, ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-listener", daemon=True).start()
+    return server

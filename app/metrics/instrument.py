@@ -1,0 +1,16 @@
+"""Wiring metrics into an app: request accounting around the WSGI app, and /metrics."""
+import platform
+
+from flask import Flask, request_started
+
+from ..version import __version__
+from .definitions import BUILD_INFO
+from .exposition import exporter_for
+from .requests import RequestMetricsMiddleware, remember_route
+
+
+def init_app(app: Flask) -> None:
+    app.wsgi_app = RequestMetricsMiddleware(app.wsgi_app)
+    request_started.connect(remember_route, app)
+    exporter_for(app, app.config["METRICS_TOKEN"])
+    BUILD_INFO.labels(__version__, platform.python_version()).set(1)
