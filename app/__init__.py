@@ -63,12 +63,13 @@ def register_error_handlers(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from .auth.routes import bp as auth_bp
+    from .chat.routes import bp as chat_bp
     from .conversations.routes import bp as conversations_bp
     from .extensions import api
     from .health.routes import bp as health_bp
     from .orgs.routes import bp as orgs_bp
 
-    for bp in (health_bp, auth_bp, orgs_bp, conversations_bp):
+    for bp in (health_bp, auth_bp, orgs_bp, conversations_bp, chat_bp):
         api.register_blueprint(bp)
 
 

@@ -1,0 +1,167 @@
+"""The models the gateway accepts, and where each one is served.
+
+Built once at start-up from settings: either the file named by MODELS_FILE
+(YAML or JSON), or, without one, from the environment: DEFAULT_MODEL and
+OLLAMA_MODELS served by Ollama at OLLAMA_BASE_URL, plus OPENAI_MODELS at
+OPENAI_BASE_URL (OpenAI itself by default) when OPENAI_BASE_URL or
+OPENAI_API_KEY is set. API keys never live in the file: an entry names the
+environment variable that holds its key (`api_key_env`).
+
+    default_model: llama3.1
+    models:
+      llama3.1:
+        provider: ollama
+        base_url: http://localhost:11434
+      qwen2.5-7b:
+        provider: openai              # any OpenAI-compatible server
+        base_url: http://localhost:8000/v1
+        upstream_model: Qwen/Qwen2.5-7B-Instruct
+        api_key_env: VLLM_API_KEY
+        connect_timeout: 3
+        read_timeout: 300
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from ..config import ConfigError, Settings
+from .providers import PROVIDER_KINDS, Timeouts
+
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+OPENAI_DEFAULT_MODELS = "gpt-4o-mini"
+_ENTRY_KEYS = {"provider", "base_url", "upstream_model", "api_key_env", "connect_timeout", "read_timeout"}
+
+
+class CatalogueError(ConfigError):
+    """The model configuration is unusable; raised at start-up."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    provider: str
+    base_url: str
+    upstream_model: str
+    timeouts: Timeouts
+    api_key: str | None = field(default=None, repr=False)
+
+
+class Catalogue:
+    def __init__(self, models: Mapping[str, ModelSpec], default_model: str):
+        if not models:
+            raise CatalogueError("no models are configured")
+        if default_model not in models:
+            raise CatalogueError(f"default model {default_model!r} is not in the catalogue")
+        self._models = dict(models)
+        self.default_model = default_model
+
+    def get(self, name: str) -> ModelSpec | None:
+        return self._models.get(name)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._models)
+
+    def __iter__(self):
+        return iter(self._models[name] for name in self.names)
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+
+def load_catalogue(settings: Settings, environ: Mapping[str, str] = os.environ) -> Catalogue:
+    timeouts = Timeouts(connect=settings.provider_connect_timeout, read=settings.provider_read_timeout)
+    if settings.models_file:
+        return _from_file(Path(settings.models_file), settings.default_model, timeouts, environ)
+    return _from_settings(settings, timeouts)
+
+
+def _from_settings(settings: Settings, timeouts: Timeouts) -> Catalogue:
+    models: dict[str, ModelSpec] = {}
+    if settings.openai_base_url or settings.openai_api_key:
+        base_url = _url(settings.openai_base_url or OPENAI_DEFAULT_BASE_URL, "OPENAI_BASE_URL")
+        for name in _names(settings.openai_models or OPENAI_DEFAULT_MODELS):
+            models[name] = ModelSpec(name=name, provider="openai", base_url=base_url,
+                                     upstream_model=name, timeouts=timeouts,
+                                     api_key=settings.openai_api_key or None)
+    ollama_names = _names(settings.ollama_models)
+    if settings.default_model not in models and settings.default_model not in ollama_names:
+        ollama_names.insert(0, settings.default_model)
+    ollama_url = _url(settings.ollama_base_url, "OLLAMA_BASE_URL")
+    for name in ollama_names:
+        models[name] = ModelSpec(name=name, provider="ollama", base_url=ollama_url,
+                                 upstream_model=name, timeouts=timeouts)
+    return Catalogue(models, settings.default_model)
+
+
+def _from_file(path: Path, default_model: str, timeouts: Timeouts,
+               environ: Mapping[str, str]) -> Catalogue:
+    try:
+        text = path.read_text(encoding="utf-8")
+        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise CatalogueError(f"cannot read MODELS_FILE {path}: {exc}") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("models"), dict):
+        raise CatalogueError(f"{path}: expected a mapping with a 'models' mapping")
+    models = {
+        str(name): _entry(str(name), entry, timeouts, environ, path)
+        for name, entry in document["models"].items()
+    }
+    return Catalogue(models, str(document.get("default_model") or default_model))
+
+
+def _entry(name: str, entry: Any, timeouts: Timeouts, environ: Mapping[str, str], path: Path) -> ModelSpec:
+    where = f"{path}: model {name!r}"
+    if not isinstance(entry, dict):
+        raise CatalogueError(f"{where}: expected a mapping")
+    unknown = set(entry) - _ENTRY_KEYS
+    if unknown:
+        raise CatalogueError(f"{where}: unknown keys {sorted(unknown)}")
+    provider = entry.get("provider")
+    if provider not in PROVIDER_KINDS:
+        raise CatalogueError(f"{where}: provider must be one of {sorted(PROVIDER_KINDS)}")
+    api_key = None
+    if entry.get("api_key_env"):
+        api_key = environ.get(entry["api_key_env"])
+        if not api_key:
+            raise CatalogueError(f"{where}: environment variable {entry['api_key_env']} is not set")
+    return ModelSpec(
+        name=name,
+        provider=provider,
+        base_url=_url(entry.get("base_url"), f"{where}: base_url"),
+        upstream_model=str(entry.get("upstream_model") or name),
+        timeouts=Timeouts(
+            connect=_positive(entry.get("connect_timeout", timeouts.connect), f"{where}: connect_timeout"),
+            read=_positive(entry.get("read_timeout", timeouts.read), f"{where}: read_timeout"),
+        ),
+        api_key=api_key,
+    )
+
+
+def _names(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _url(value: Any, what: str) -> str:
+    parts = urlsplit(str(value or ""))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CatalogueError(f"{what}: expected an http(s) URL, got {value!r}")
+    return str(value).rstrip("/")
+
+
+def _positive(value: Any, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise CatalogueError(f"{what}: expected a number of seconds, got {value!r}") from None
+    if number <= 0:
+        raise CatalogueError(f"{what}: must be positive")
+    return number

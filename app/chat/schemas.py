@@ -1,0 +1,46 @@
+from marshmallow import ValidationError, fields, validate
+
+from ..conversations.schemas import TEMPERATURE, TOP_P, MessageSchema
+from ..rest import CamelSchema
+
+# About 25k tokens: more than a person types, less than would crowd out the context budget's history.
+MAX_CONTENT_CHARS = 100_000
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+
+
+class ChatRequestSchema(CamelSchema):
+    content = fields.String(required=True, validate=[validate.Length(min=1, max=MAX_CONTENT_CHARS), _not_blank])
+    model = fields.String(allow_none=True, validate=validate.Length(min=1, max=200),
+                          metadata={"description": "A name from GET /models; default: the conversation's, then the gateway's"})
+    temperature = fields.Float(allow_none=True, validate=TEMPERATURE)
+    top_p = fields.Float(allow_none=True, validate=TOP_P)
+    max_tokens = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=1_000_000))
+
+
+class UsageSchema(CamelSchema):
+    prompt_tokens = fields.Integer()
+    completion_tokens = fields.Integer()
+    total_tokens = fields.Integer()
+    estimated = fields.Boolean(metadata={"description": "True when the provider reported no usage and the gateway counted"})
+
+
+class ChatReplySchema(CamelSchema):
+    conversation_id = fields.String()
+    user_message = fields.Nested(MessageSchema)
+    assistant_message = fields.Nested(MessageSchema)
+    usage = fields.Nested(UsageSchema)
+
+
+class ModelSchema(CamelSchema):
+    name = fields.String()
+    provider = fields.String(metadata={"description": "ollama or openai (any OpenAI-compatible server)"})
+    is_default = fields.Boolean()
+
+
+class ModelListSchema(CamelSchema):
+    items = fields.List(fields.Nested(ModelSchema))
+    default_model = fields.String()

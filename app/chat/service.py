@@ -1,0 +1,164 @@
+"""Chat turns: check and store the user's message, call the model, store its reply."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..conversations.service import get_visible, touch
+from ..errors import ApiError
+from ..models import Conversation, Message, MessageRole
+from .catalogue import Catalogue, ModelSpec
+from .context import PastMessage, build_prompt, estimate_tokens, history_limit, prompt_tokens
+from .providers import GenerationOptions, ProviderError, ProviderPool, ProviderTimeout
+from .providers import Usage as ReportedUsage
+from .telemetry import CompletionTelemetry
+
+log = logging.getLogger(__name__)
+
+PROMPT_ROLES = {MessageRole.SYSTEM: "system", MessageRole.USER: "user", MessageRole.ASSISTANT: "assistant"}
+
+
+class UnknownModel(ApiError):
+    def __init__(self, name: str, accepted: list[str]):
+        super().__init__(400, "unknown_model", f"Model {name!r} is not available; use one of: {', '.join(accepted)}",
+                         {"model": [f"Not one of: {', '.join(accepted)}."], "acceptedModels": accepted})
+
+
+def provider_failure(exc: ProviderError) -> ApiError:
+    code = "provider_timeout" if isinstance(exc, ProviderTimeout) else "provider_error"
+    return ApiError(exc.status, code, exc.message)
+
+
+def outcome_of(exc: ProviderError) -> str:
+    return "timeout" if isinstance(exc, ProviderTimeout) else "provider_error"
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One user message on its way to the model, with everything decided before the call."""
+
+    conversation_id: str
+    user_message: Message
+    model: ModelSpec
+    options: GenerationOptions
+    prompt: list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class ReplyUsage:
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_meta(self) -> dict[str, Any]:
+        return {"promptTokens": self.prompt_tokens, "completionTokens": self.completion_tokens,
+                "totalTokens": self.total_tokens, "estimated": self.estimated}
+
+
+def resolve_model(catalogue: Catalogue, name: str | None) -> ModelSpec:
+    name = name or catalogue.default_model
+    spec = catalogue.get(name)
+    if spec is None:
+        raise UnknownModel(name, catalogue.names)
+    return spec
+
+
+def start_turn(*, session: Session, catalogue: Catalogue, context_budget: int,
+               conversation_id: str, user_id: str, data: dict[str, Any]) -> Turn:
+    """Check access and model, build the prompt, then store the user's message: all before any provider call."""
+    conversation = get_visible(session=session, conversation_id=conversation_id, user_id=user_id)
+    spec = resolve_model(catalogue, data.get("model") or conversation.model)
+    options = GenerationOptions(
+        temperature=_first_set(data.get("temperature"), conversation.temperature),
+        top_p=_first_set(data.get("top_p"), conversation.top_p),
+        max_tokens=data.get("max_tokens"),
+    )
+    prompt = build_prompt(
+        system_prompt=conversation.system_prompt,
+        recent_first=_recent_messages(session, conversation.id, limit=history_limit(context_budget)),
+        user_content=data["content"],
+        budget=context_budget,
+    )
+    touch(conversation)
+    user_message = Message(conversation_id=conversation.id, role=MessageRole.USER, content=data["content"],
+                           meta={}, created_at=conversation.updated_at)
+    session.add(user_message)
+    session.commit()
+    return Turn(conversation.id, user_message, spec, options, prompt)
+
+
+def complete_turn(*, session: Session, providers: ProviderPool, turn: Turn) -> dict[str, Any]:
+    """Ask for the whole reply at once and store it; provider failures become 502/504 with nothing stored."""
+    telemetry = CompletionTelemetry(turn.model.name, streaming=False)
+    try:
+        completion = providers.client_for(turn.model).complete(
+            model=turn.model.upstream_model, messages=turn.prompt, options=turn.options,
+            timeouts=turn.model.timeouts)
+        usage = reply_usage(turn, completion.content, completion.usage)
+        meta = reply_meta(turn, usage, completion.finish_reason, telemetry.timings())
+        assistant = store_reply(session=session, turn=turn, content=completion.content, meta=meta)
+    except ProviderError as exc:
+        telemetry.finish(outcome_of(exc))
+        raise provider_failure(exc) from None
+    except BaseException:
+        telemetry.finish("internal_error")
+        raise
+    telemetry.finish("success", prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
+    return {"conversation_id": turn.conversation_id, "user_message": turn.user_message,
+            "assistant_message": assistant, "usage": usage}
+
+
+def reply_usage(turn: Turn, content: str, reported: ReportedUsage | None) -> ReplyUsage:
+    if reported is not None:
+        return ReplyUsage(reported.prompt_tokens, reported.completion_tokens, estimated=False)
+    return ReplyUsage(prompt_tokens(turn.prompt), estimate_tokens(content), estimated=True)
+
+
+def reply_meta(turn: Turn, usage: ReplyUsage, finish_reason: str | None, timings: dict[str, Any],
+               partial_reason: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "model": turn.model.name,
+        "provider": turn.model.provider,
+        "finishReason": finish_reason,
+        "usage": usage.as_meta(),
+        "timings": timings,
+    }
+    if partial_reason:
+        meta.update(partial=True, reason=partial_reason)
+    return meta
+
+
+def store_reply(*, session: Session, turn: Turn, content: str, meta: dict[str, Any]) -> Message | None:
+    """Store the assistant's message and move the conversation's updatedAt; None if it was deleted meanwhile."""
+    conversation = session.get(Conversation, turn.conversation_id)
+    if conversation is None:
+        log.info("conversation %s was deleted before its reply was stored", turn.conversation_id)
+        return None
+    touch(conversation)
+    message = Message(conversation_id=conversation.id, role=MessageRole.ASSISTANT, content=content, meta=meta,
+                      created_at=conversation.updated_at)
+    session.add(message)
+    session.commit()
+    return message
+
+
+def _recent_messages(session: Session, conversation_id: str, *, limit: int) -> list[PastMessage]:
+    rows = session.execute(
+        select(Message.role, Message.content)
+        .where(Message.conversation_id == conversation_id, Message.role.in_(list(PROMPT_ROLES)))
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(limit)
+    )
+    return [PastMessage(PROMPT_ROLES[role], content) for role, content in rows]
+
+
+def _first_set(*values: Any) -> Any:
+    return next((value for value in values if value is not None), None)

@@ -1,0 +1,54 @@
+"""Chat metrics for one completion, recorded in one place so the service reads as logic."""
+from __future__ import annotations
+
+import time
+
+from ..metrics.definitions import (CHAT_COMPLETIONS, CHAT_DURATION, CHAT_IN_FLIGHT, CHAT_OUTCOMES,
+                                   CHAT_TIME_PER_OUTPUT_TOKEN, CHAT_TIME_TO_FIRST_TOKEN, CHAT_TOKENS)
+
+
+class CompletionTelemetry:
+    """Started just before the upstream call, finished once when the reply (or stream) ends."""
+
+    def __init__(self, model: str, *, streaming: bool):
+        self.model = model  # a catalogue name: unknown models never get this far
+        self.streaming = "true" if streaming else "false"
+        self.started_at = time.monotonic()
+        self.first_token_at: float | None = None
+        self.last_token_at: float | None = None
+        self._finished = False
+        CHAT_IN_FLIGHT.labels(self.streaming).inc()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def token(self, at: float) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = at
+        self.last_token_at = at
+
+    def finish(self, outcome: str, *, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+        """`*_tokens` are those stored with the assistant message; zero when none was stored."""
+        if outcome not in CHAT_OUTCOMES:
+            raise ValueError(f"unknown chat outcome {outcome!r}")
+        if self._finished:
+            return
+        self._finished = True
+        CHAT_IN_FLIGHT.labels(self.streaming).dec()
+        CHAT_DURATION.labels(self.model, self.streaming).observe(time.monotonic() - self.started_at)
+        CHAT_COMPLETIONS.labels(self.model, self.streaming, outcome).inc()
+        if prompt_tokens or completion_tokens:
+            CHAT_TOKENS.labels(self.model, "prompt").inc(prompt_tokens)
+            CHAT_TOKENS.labels(self.model, "completion").inc(completion_tokens)
+        if self.first_token_at is not None:
+            CHAT_TIME_TO_FIRST_TOKEN.labels(self.model).observe(self.first_token_at - self.started_at)
+            if completion_tokens > 1 and self.last_token_at is not None:
+                CHAT_TIME_PER_OUTPUT_TOKEN.labels(self.model).observe(
+                    (self.last_token_at - self.first_token_at) / (completion_tokens - 1))
+
+    def timings(self, *, ended_at: float | None = None) -> dict[str, int | None]:
+        """For the assistant message's meta, in milliseconds."""
+        ended_at = time.monotonic() if ended_at is None else ended_at
+        first = None if self.first_token_at is None else round((self.first_token_at - self.started_at) * 1000)
+        return {"timeToFirstTokenMs": first, "totalMs": round((ended_at - self.started_at) * 1000)}

@@ -1,0 +1,64 @@
+"""Chat fixtures: the fake provider, and an app whose models all point at it."""
+import json
+
+import pytest
+
+from tests.fakes.llm_provider import FakeLLM
+
+OLLAMA_MODEL = "llama3.1"
+OPENAI_MODEL = "gpt-test"
+OPENAI_KEY = "sk-test-key"
+
+
+@pytest.fixture(scope="session")
+def _fake_llm_server():
+    with FakeLLM() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_llm(_fake_llm_server):
+    """The fake provider, with a fresh default script and no recorded requests."""
+    _fake_llm_server.reset()
+    yield _fake_llm_server
+    _fake_llm_server.reset()
+
+
+@pytest.fixture
+def app_overrides():
+    """Extra settings for one test: `@pytest.mark.parametrize("app_overrides", [{...}])`."""
+    return {}
+
+
+@pytest.fixture
+def app_config(app_config, fake_llm, app_overrides):
+    return {
+        **app_config,
+        "DEFAULT_MODEL": OLLAMA_MODEL,
+        "OLLAMA_BASE_URL": fake_llm.ollama_url,
+        "OPENAI_BASE_URL": fake_llm.openai_url,
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENAI_MODELS": OPENAI_MODEL,
+        "PROVIDER_READ_TIMEOUT": "1",
+        "SSE_HEARTBEAT_SECONDS": "2",
+        **app_overrides,
+    }
+
+
+@pytest.fixture
+def app(app):
+    yield app
+    app.extensions["chat"].providers.close()
+
+
+@pytest.fixture
+def conversation(client, user):
+    response = client.post("/conversations", json={"title": "chat"}, headers=user.headers)
+    assert response.status_code == 201
+    return response.get_json()
+
+
+def sse_events(body: bytes) -> list[dict]:
+    """The `data:` events of an SSE body, decoded; comments (heartbeats) left out."""
+    return [json.loads(line[len(b"data: "):]) for line in body.split(b"\n\n")
+            if line.startswith(b"data: ")]

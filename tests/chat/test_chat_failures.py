@@ -1,0 +1,133 @@
+"""Provider failures: status, body and database state for each, before and during a stream."""
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import select
+
+from app import create_app
+from app.models import Conversation, Message, MessageRole
+from tests.chat.conftest import OLLAMA_MODEL, OPENAI_MODEL, sse_events
+from tests.fakes.llm_provider import Script, closed_port_url
+
+BEFORE_STREAMING = {
+    "server error": (Script(status=500), 502, "provider_error"),
+    "connection closed": (Script(refuse=True), 502, "provider_error"),
+    "hang": (Script(headers_delay=5), 504, "provider_timeout"),
+    "silent after headers": (Script(first_token_delay=5), 504, "provider_timeout"),
+}
+
+
+def rows(db_session, conversation_id):
+    db_session.expire_all()
+    return list(db_session.scalars(
+        select(Message).where(Message.conversation_id == conversation_id).order_by(Message.created_at)))
+
+
+def assert_only_the_user_message(db_session, conversation, content="Hi there"):
+    [row] = rows(db_session, conversation["id"])
+    assert row.role == MessageRole.USER and row.content == content
+    updated_at = db_session.get(Conversation, conversation["id"]).updated_at
+    assert updated_at.replace(tzinfo=None) == row.created_at.replace(tzinfo=None)
+
+
+def outcomes(model, streaming):
+    return {outcome: REGISTRY.get_sample_value("chat_completions_total", {
+        "model": model, "streaming": streaming, "outcome": outcome}) or 0
+        for outcome in ("success", "provider_error", "timeout", "client_disconnect", "internal_error")}
+
+
+@pytest.mark.parametrize("case, endpoint", [
+    (case, endpoint) for case in BEFORE_STREAMING for endpoint in ("messages", "stream")
+    if (case, endpoint) != ("silent after headers", "messages")  # a whole reply has no headers before its content
+])
+@pytest.mark.parametrize("model", [OLLAMA_MODEL, OPENAI_MODEL])
+def test_failures_before_any_token_are_json_errors(client, user, conversation, fake_llm, db_session,
+                                                   case, endpoint, model):
+    script, status, code = BEFORE_STREAMING[case]
+    fake_llm.script = script
+    streaming = "true" if endpoint == "stream" else "false"
+    before = outcomes(model, streaming)
+
+    response = client.post(f"/conversations/{conversation['id']}/{endpoint}",
+                           json={"content": "Hi there", "model": model}, headers=user.headers)
+
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    error = response.get_json()["error"]
+    assert error["code"] == code and error["details"] == {}
+    assert "crashed" not in error["message"] and "127.0.0.1" not in error["message"]
+    assert_only_the_user_message(db_session, conversation)
+    after = outcomes(model, streaming)
+    expected = "timeout" if status == 504 else "provider_error"
+    assert {k: after[k] - before[k] for k in after} == {**dict.fromkeys(after, 0), expected: 1}
+
+
+@pytest.mark.parametrize("endpoint", ["messages", "stream"])
+def test_unreachable_provider_is_502(app_config, user, conversation, db_session, endpoint):
+    # A second app over the same database, whose Ollama is a port where nothing listens.
+    unreachable = create_app({**app_config, "OLLAMA_BASE_URL": closed_port_url()})
+    try:
+        response = unreachable.test_client().post(f"/conversations/{conversation['id']}/{endpoint}",
+                                                  json={"content": "Hi there"}, headers=user.headers)
+    finally:
+        unreachable.extensions["chat"].providers.close()
+        unreachable.extensions["db_engine"].dispose()
+
+    assert response.status_code == 502
+    assert response.get_json()["error"] == {
+        "code": "provider_error", "details": {},
+        "message": "The model provider is unreachable or closed the connection."}
+    assert_only_the_user_message(db_session, conversation)
+
+
+@pytest.mark.parametrize("mode", ["error", "drop"])
+@pytest.mark.parametrize("model", [OLLAMA_MODEL, OPENAI_MODEL])
+def test_error_mid_stream_ends_the_stream_cleanly_and_keeps_the_partial_reply(
+        client, user, conversation, fake_llm, db_session, mode, model):
+    fake_llm.script = Script(tokens=["one ", "two ", "three"], fail_after=2, fail_mode=mode)
+
+    response = client.post(f"/conversations/{conversation['id']}/stream",
+                           json={"content": "Hi there", "model": model}, headers=user.headers)
+
+    assert response.status_code == 200
+    events = sse_events(response.data)
+    assert events[:2] == [{"type": "token", "token": "one "}, {"type": "token", "token": "two "}]
+    assert len(events) == 3 and events[2]["type"] == "error" and events[2]["code"] == "provider_error"
+    assert "crashed" not in events[2]["error"]
+    user_row, assistant_row = rows(db_session, conversation["id"])
+    assert assistant_row.content == "one two "
+    assert assistant_row.meta["partial"] is True and assistant_row.meta["reason"] == "upstream_error"
+
+
+def test_stall_mid_stream_is_a_timeout_event(client, user, conversation, fake_llm, db_session):
+    fake_llm.script = Script(tokens=["one ", "two "], token_delay=5)
+
+    events = sse_events(client.post(f"/conversations/{conversation['id']}/stream",
+                                    json={"content": "Hi there"}, headers=user.headers).data)
+
+    assert events == [{"type": "token", "token": "one "},
+                      {"type": "error", "code": "provider_timeout", "error": "The model provider timed out."}]
+    assistant_row = rows(db_session, conversation["id"])[-1]
+    assert assistant_row.content == "one " and assistant_row.meta["reason"] == "upstream_timeout"
+
+
+@pytest.mark.parametrize("app_overrides", [{"SSE_HEARTBEAT_SECONDS": "0.1"}])
+def test_failure_after_streaming_started_but_before_any_token_stores_nothing(
+        client, user, conversation, fake_llm, db_session):
+    fake_llm.script = Script(tokens=["never"], first_token_delay=0.3, fail_after=0)
+
+    body = client.post(f"/conversations/{conversation['id']}/stream",
+                       json={"content": "Hi there"}, headers=user.headers).data
+
+    assert body.startswith(b": keep-alive")
+    assert [event["type"] for event in sse_events(body)] == ["error"]
+    assert_only_the_user_message(db_session, conversation)
+
+
+def test_mid_stream_failure_in_a_whole_reply_is_502(client, user, conversation, fake_llm, db_session):
+    fake_llm.script = Script(fail_after=1)
+
+    response = client.post(f"/conversations/{conversation['id']}/messages",
+                           json={"content": "Hi there"}, headers=user.headers)
+
+    assert response.status_code == 502
+    assert_only_the_user_message(db_session, conversation)
