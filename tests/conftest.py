@@ -4,6 +4,7 @@ import os
 import pytest
 
 from app import create_app
+from tests.fakes.llm_provider import FakeLLM
 from tests.support.auth import AuthActions
 from tests.support.databases import PrivatePostgres, postgres_available, sqlite_copy, sqlite_template
 
@@ -72,3 +73,17 @@ def db_session(app):
     session = app.extensions["db_sessionmaker"]()
     yield session
     session.close()
+
+
+@pytest.fixture(scope="session")
+def _fake_llm_server():
+    with FakeLLM() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_llm(_fake_llm_server):
+    """The fake LLM provider (a real HTTP server), with a fresh default script and no recorded requests."""
+    _fake_llm_server.reset()
+    yield _fake_llm_server
+    _fake_llm_server.reset()

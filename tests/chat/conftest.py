@@ -3,25 +3,10 @@ import json
 
 import pytest
 
-from tests.fakes.llm_provider import FakeLLM
 
 OLLAMA_MODEL = "llama3.1"
 OPENAI_MODEL = "gpt-test"
 OPENAI_KEY = "sk-test-key"
-
-
-@pytest.fixture(scope="session")
-def _fake_llm_server():
-    with FakeLLM() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake_llm(_fake_llm_server):
-    """The fake provider, with a fresh default script and no recorded requests."""
-    _fake_llm_server.reset()
-    yield _fake_llm_server
-    _fake_llm_server.reset()
 
 
 @pytest.fixture

@@ -1,0 +1,118 @@
+"""Chat metrics under a real three-worker gunicorn: whole-stream timings, token truth, bounded labels, saturation."""
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+from tests.fakes.llm_provider import Script
+from tests.support.gateway import MODEL, gateway, logged_in, new_conversation, stream_events
+from tests.support.metrics import scrape
+from tests.support.servers import wait_until
+
+pytestmark = pytest.mark.slow
+STREAM_ROUTE = "/conversations/<id>/stream"
+
+
+def test_a_20_token_stream_is_timed_to_its_last_byte(tmp_path, database_url, fake_llm):
+    fake_llm.script = Script(tokens=[f"w{i} " for i in range(20)], first_token_delay=0.1, token_delay=0.1)
+    with gateway(tmp_path, fake_llm, database_url=database_url) as server:
+        http = logged_in(server)
+        conversation = new_conversation(http, server)
+        before = scrape(server.metrics_url)
+        events = stream_events(http, server, conversation)
+        after = scrape(server.metrics_url)
+
+    assert [e["type"] for e in events] == ["token"] * 20 + ["end"]
+
+    def delta(name, **labels):
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    http_labels = {"method": "POST", "route": STREAM_ROUTE, "status_code": "200"}
+    assert delta("http_request_duration_seconds_count", **http_labels) == 1
+    assert delta("http_request_duration_seconds_sum", **http_labels) >= 2.0
+    assert delta("http_request_duration_seconds_bucket", le="1.0", **http_labels) == 0
+    chat_labels = {"model": MODEL, "streaming": "true"}
+    assert delta("chat_completion_duration_seconds_count", **chat_labels) == 1
+    assert delta("chat_completion_duration_seconds_sum", **chat_labels) >= 2.0
+    assert delta("chat_completion_duration_seconds_bucket", le="1.0", **chat_labels) == 0
+    assert delta("chat_completions_total", outcome="success", **chat_labels) == 1
+    assert delta("chat_time_to_first_token_seconds_count", model=MODEL) == 1
+    assert 0.1 <= delta("chat_time_to_first_token_seconds_sum", model=MODEL) < 0.5
+    assert delta("chat_time_to_first_token_seconds_bucket", model=MODEL, le="0.075") == 0
+    assert delta("chat_time_per_output_token_seconds_count", model=MODEL) == 1
+    assert 0.09 <= delta("chat_time_per_output_token_seconds_sum", model=MODEL) < 0.2
+
+
+def test_token_counters_equal_the_usage_stored_in_assistant_messages(tmp_path, database_url, fake_llm):
+    fake_llm.queue(
+        Script(tokens=["a", "b", "c"], prompt_tokens=11, completion_tokens=3),
+        Script(tokens=["abcd", "efgh"], report_usage=False),
+        Script(tokens=["x"] * 5, prompt_tokens=7, completion_tokens=5),
+    )
+    with gateway(tmp_path, fake_llm, database_url=database_url) as server:
+        http = logged_in(server)
+        conversation = new_conversation(http, server)
+        before = scrape(server.metrics_url)
+        stream_events(http, server, conversation)
+        stream_events(http, server, conversation, content="estimate me")
+        reply = http.post(f"{server.url}/conversations/{conversation}/messages", json={"content": "whole"}, timeout=30)
+        assert reply.status_code == 200
+        after = scrape(server.metrics_url)
+        messages = http.get(f"{server.url}/conversations/{conversation}", timeout=10).json()["messages"]
+
+    stored = [m["meta"]["usage"] for m in messages if m["role"] == "ASSISTANT"]
+    assert len(stored) == 3 and any(u["estimated"] for u in stored)
+    for kind, key in (("prompt", "promptTokens"), ("completion", "completionTokens")):
+        counted = after.value("chat_completion_tokens_total", model=MODEL, type=kind) - before.value(
+            "chat_completion_tokens_total", model=MODEL, type=kind)
+        assert counted == sum(u[key] for u in stored) > 0
+
+
+def test_invented_model_names_never_become_series(tmp_path, database_url, fake_llm):
+    with gateway(tmp_path, fake_llm, database_url=database_url, workers=2) as server:
+        http = logged_in(server)
+        conversation = new_conversation(http, server)
+        stream_events(http, server, conversation)  # the real model's series exist
+        before = scrape(server.metrics_url)
+        for _ in range(40):
+            invented = f"made-up-{uuid.uuid4().hex}"
+            for path in ("messages", "stream"):
+                response = http.post(f"{server.url}/conversations/{conversation}/{path}",
+                                     json={"content": "hi", "model": invented}, timeout=10)
+                assert response.status_code == 400 and response.json()["error"]["code"] == "unknown_model"
+        after = scrape(server.metrics_url)
+
+    def model_series(samples):
+        return {key for key in samples if any(name == "model" for name, _ in key[1])}
+
+    assert model_series(after) == model_series(before)
+    assert {dict(key[1])["model"] for key in model_series(after)} == {MODEL}
+
+
+def test_a_saturated_gateway_still_answers_scrapes_within_a_second(tmp_path, database_url, fake_llm):
+    workers, threads = 2, 2
+    fake_llm.script = Script(tokens=[f"t{i} " for i in range(6)], token_delay=0.5)
+    with gateway(tmp_path, fake_llm, database_url=database_url, workers=workers, threads=threads) as server:
+        # gthread workers accept more connections than they have threads, so send three times as many
+        # streams as there are threads: then every thread of every worker is busy.
+        clients = [logged_in(server, f"streamer{i}@example.com") for i in range(3 * workers * threads)]
+        streams = [threading.Thread(target=stream_events, args=(http, server, new_conversation(http, server)))
+                   for http in clients]
+        for thread in streams:
+            thread.start()
+        try:
+            wait_until(lambda: scrape(server.metrics_url).total("chat_completions_in_flight") == workers * threads,
+                       timeout=10, what="every worker thread to be streaming")
+            with pytest.raises(requests.Timeout):
+                requests.get(f"{server.url}/livez", timeout=1)  # the API port is saturated...
+            started = time.perf_counter()
+            samples = scrape(server.metrics_url, timeout=1)  # ...the master's listener is not
+            elapsed = time.perf_counter() - started
+        finally:
+            for thread in streams:
+                thread.join()
+    assert elapsed < 1.0
+    assert samples.total("chat_completions_in_flight", streaming="true") == workers * threads
+    assert samples.value("http_requests_in_flight") == workers * threads
