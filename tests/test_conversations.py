@@ -99,3 +99,16 @@ def test_page_pagination_and_bad_paging_arguments(client, user):
     assert [c["id"] for c in body["items"]] == list(reversed(created))[2:4] and body["page"] == 2
     assert client.get("/conversations?limit=0", headers=user.headers).status_code == 400
     assert client.get("/conversations?cursor=garbage!", headers=user.headers).status_code == 400
+
+
+def test_a_model_outside_the_catalogue_is_refused_on_create_and_patch(client, user, db_session):
+    response = client.post("/conversations", json={"model": "no-such-model"}, headers=user.headers)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "unknown_model" and error["details"]["acceptedModels"] == ["llama3.1"]
+    assert db_session.scalar(select(func.count()).select_from(Conversation)) == 0
+    conversation = create(client, user, model="llama3.1")
+    response = client.patch(f"/conversations/{conversation['id']}", json={"model": "invented"}, headers=user.headers)
+    assert response.status_code == 400
+    db_session.expire_all()
+    assert db_session.scalar(select(Conversation.model)) == "llama3.1"

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from ..config import ConfigError, Settings
+from ..errors import ApiError
 from .providers import PROVIDER_KINDS, Timeouts
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -42,6 +43,12 @@ _ENTRY_KEYS = {"provider", "base_url", "upstream_model", "api_key_env", "connect
 
 class CatalogueError(ConfigError):
     """The model configuration is unusable; raised at start-up."""
+
+
+class UnknownModel(ApiError):
+    def __init__(self, name: str, accepted: list[str]):
+        super().__init__(400, "unknown_model", f"Model {name!r} is not available; use one of: {', '.join(accepted)}",
+                         {"model": [f"Not one of: {', '.join(accepted)}."], "acceptedModels": accepted})
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,13 @@ class Catalogue:
 
     def get(self, name: str) -> ModelSpec | None:
         return self._models.get(name)
+
+    def resolve(self, name: str | None) -> ModelSpec:
+        """The named model, or the default for None; an unknown name is a 400 listing the accepted ones."""
+        spec = self._models.get(name or self.default_model)
+        if spec is None:
+            raise UnknownModel(name, self.names)
+        return spec
 
     @property
     def names(self) -> list[str]:

@@ -22,12 +22,6 @@ log = logging.getLogger(__name__)
 PROMPT_ROLES = {MessageRole.SYSTEM: "system", MessageRole.USER: "user", MessageRole.ASSISTANT: "assistant"}
 
 
-class UnknownModel(ApiError):
-    def __init__(self, name: str, accepted: list[str]):
-        super().__init__(400, "unknown_model", f"Model {name!r} is not available; use one of: {', '.join(accepted)}",
-                         {"model": [f"Not one of: {', '.join(accepted)}."], "acceptedModels": accepted})
-
-
 def provider_failure(exc: ProviderError) -> ApiError:
     code = "provider_timeout" if isinstance(exc, ProviderTimeout) else "provider_error"
     return ApiError(exc.status, code, exc.message)
@@ -63,19 +57,11 @@ class ReplyUsage:
                 "totalTokens": self.total_tokens, "estimated": self.estimated}
 
 
-def resolve_model(catalogue: Catalogue, name: str | None) -> ModelSpec:
-    name = name or catalogue.default_model
-    spec = catalogue.get(name)
-    if spec is None:
-        raise UnknownModel(name, catalogue.names)
-    return spec
-
-
 def start_turn(*, session: Session, catalogue: Catalogue, context_budget: int,
                conversation_id: str, user_id: str, data: dict[str, Any]) -> Turn:
     """Check access and model, build the prompt, then store the user's message: all before any provider call."""
     conversation = get_visible(session=session, conversation_id=conversation_id, user_id=user_id)
-    spec = resolve_model(catalogue, data.get("model") or conversation.model)
+    spec = catalogue.resolve(data.get("model") or conversation.model)
     options = GenerationOptions(
         temperature=_first_set(data.get("temperature"), conversation.temperature),
         top_p=_first_set(data.get("top_p"), conversation.top_p),

@@ -1,5 +1,6 @@
 from flask_jwt_extended import get_jwt_identity
 
+from ..chat.runtime import get_runtime
 from ..db import get_session
 from ..rest import Blueprint, auth_required
 from . import service
@@ -21,7 +22,7 @@ bp = Blueprint("conversations", __name__, url_prefix="/conversations", descripti
 @bp.response(201, ConversationSchema)
 def create_conversation(data):
     """Start a conversation, optionally shared with an organisation"""
-    return service.create(session=get_session(), user_id=get_jwt_identity(), data=data)
+    return service.create(session=get_session(), catalogue=get_runtime().catalogue, user_id=get_jwt_identity(), data=data)
 
 
 @bp.get("")
@@ -49,7 +50,9 @@ def get_conversation(id):
 @bp.response(200, ConversationSchema)
 def update_conversation(data, id):
     """Change a conversation's title, prompt or settings (owner, or OWNER/ADMIN of its org)"""
-    return service.update(session=get_session(), conversation_id=id, user_id=get_jwt_identity(), data=data)
+    return service.update(
+        session=get_session(), catalogue=get_runtime().catalogue, conversation_id=id, user_id=get_jwt_identity(), data=data
+    )
 
 
 @bp.delete("/<id>")

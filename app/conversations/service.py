@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from ..chat.catalogue import Catalogue
 from ..errors import Forbidden, NotFound, ValidationFailed
 from ..models import Conversation, OrgMember, utcnow
 from ..orgs.service import MANAGERS, member_org_ids
@@ -45,7 +46,9 @@ def touch(conversation: Conversation) -> None:
     conversation.updated_at = utcnow()
 
 
-def create(*, session: Session, user_id: str, data: dict) -> Conversation:
+def create(*, session: Session, catalogue: Catalogue, user_id: str, data: dict) -> Conversation:
+    if data.get("model"):
+        catalogue.resolve(data["model"])
     org_id = data.get("org_id")
     if org_id is not None:
         member = session.scalar(select(OrgMember.role).where(OrgMember.org_id == org_id, OrgMember.user_id == user_id))
@@ -57,8 +60,10 @@ def create(*, session: Session, user_id: str, data: dict) -> Conversation:
     return conversation
 
 
-def update(*, session: Session, conversation_id: str, user_id: str, data: dict) -> Conversation:
+def update(*, session: Session, catalogue: Catalogue, conversation_id: str, user_id: str, data: dict) -> Conversation:
     conversation = get_manageable(session=session, conversation_id=conversation_id, user_id=user_id)
+    if data.get("model"):
+        catalogue.resolve(data["model"])
     for name, value in data.items():
         setattr(conversation, name, value)
     touch(conversation)

@@ -4,6 +4,7 @@ from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..chat.runtime import get_runtime
 from ..rest import Blueprint
 from ..version import __version__
 
@@ -29,7 +30,7 @@ def health():
         "status": "ok" if up else "degraded",
         "env": current_app.config["APP_ENV"],
         "db": "up" if up else "down",
-        "defaultModel": current_app.config["DEFAULT_MODEL"],
+        "defaultModel": get_runtime().catalogue.default_model,
         "version": __version__,
     }
     return body, 200 if up else 503

@@ -145,12 +145,15 @@ def test_unknown_model_is_400_listing_the_accepted_ones(client, user, conversati
     assert stored(db_session, conversation["id"]) == [] and fake_llm.requests == []
 
 
-def test_conversation_model_outside_the_catalogue_is_400(client, user, fake_llm):
-    created = client.post("/conversations", json={"model": "retired-model"}, headers=user.headers).get_json()
+def test_a_conversation_whose_model_left_the_catalogue_is_400(client, user, conversation, fake_llm, db_session):
+    # The model was accepted when the conversation was saved, and removed from the catalogue since.
+    db_session.get(Conversation, conversation["id"]).model = "retired-model"
+    db_session.commit()
 
-    response = send(client, user, created["id"])
+    response = send(client, user, conversation["id"])
 
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "unknown_model"
+    assert fake_llm.requests == []
 
 
 @pytest.mark.parametrize("endpoint", ["messages", "stream"])

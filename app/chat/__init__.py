@@ -1,0 +1,1 @@
+"""Chat completions: catalogue, providers, orchestration and the chat endpoints."""
