@@ -39,6 +39,19 @@ def database_url(request, tmp_path):
     return database.url
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request, tmp_path):
+    """A database with no tables at all, for migration and first-start tests."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh' / 'gateway.db'}"
+        return
+    request.getfixturevalue("_postgres")  # fails in CI, skips elsewhere, when PostgreSQL is not there
+    database = PrivatePostgres()
+    database.create_empty()
+    yield database.url
+    database.drop()
+
+
 @pytest.fixture
 def app_config(database_url):
     """Environment-style settings for the app under test; override in a module to change them."""

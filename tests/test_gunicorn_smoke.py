@@ -3,23 +3,10 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.support.databases import PrivatePostgres, normalised, postgres_available
+from tests.support.databases import normalised
 from tests.support.servers import Gunicorn
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh' / 'gateway.db'}"
-        return
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not reachable")
-    database = PrivatePostgres()
-    database.create_empty()
-    yield database.url
-    database.drop()
 
 
 def test_register_login_and_chat_setup_through_gunicorn(tmp_path, empty_database_url):

@@ -1,24 +1,10 @@
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from app.db import Base
 from app.migrate import alembic_config, current_revision, upgrade
-from tests.support.databases import PrivatePostgres, normalised, postgres_available
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not reachable")
-    database = PrivatePostgres()
-    database.create_empty()
-    yield database.url
-    database.drop()
+from tests.support.databases import normalised
 
 
 def test_upgrade_head_on_an_empty_database_matches_the_models(empty_database_url):
