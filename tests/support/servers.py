@@ -28,10 +28,68 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, what: st
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
-class Gunicorn:
+class ManagedProcess:
+    """A server subprocess with its own log file: started until `ready()`, stopped with SIGTERM."""
+
+    name = "server"
+    log_path: Path
+    url: str
+
+    def __init__(self):
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> tuple[list[str], dict, Path | None]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 30.0):
+        argv, env, cwd = self.command()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(self._ready, timeout=timeout, what=f"{self.name} on {self.url} (log: {self.log_path})")
+        return self
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
+        try:
+            return self.ready()
+        except requests.RequestException:
+            return False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class Gunicorn(ManagedProcess):
     """`gunicorn -c gunicorn.conf.py wsgi:app` with its own ports, database and log file."""
 
+    name = "gunicorn"
+
     def __init__(self, tmp_path, *, database_url: str | None = None, workers: int = 3, threads: int = 4, env=None):
+        super().__init__()
         self.port, self.metrics_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
@@ -50,29 +108,12 @@ class Gunicorn:
             "LOG_LEVEL": "INFO",
             **(env or {}),
         }
-        self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> "Gunicorn":
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()
-        wait_until(self._ready, timeout=timeout, what=f"gunicorn on {self.url} (log: {self.log_path})")
-        return self
+    def command(self):
+        return [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], self.env, ROOT
 
-    def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.log()}")
-        try:
-            return requests.get(f"{self.url}/livez", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
+    def ready(self) -> bool:
+        return requests.get(f"{self.url}/livez", timeout=1).status_code == 200
 
     def worker_pids(self) -> list[int]:
         children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
@@ -81,20 +122,3 @@ class Gunicorn:
     def wait_for_workers(self, count: int, timeout: float = 30.0) -> list[int]:
         return wait_until(lambda: len(pids := self.worker_pids()) == count and pids, timeout, what=f"{count} workers")
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self) -> "Gunicorn":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

@@ -1,0 +1,196 @@
+"""The monitoring stack against the real gateway: gunicorn with several workers and the fake LLM
+provider, scraped by a real Prometheus with the project's configuration (target rewritten to the
+test's ports). Every dashboard query returns data, the target is up, every rule is loaded and healthy."""
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.fakes.llm_provider import FakeLLM, Script
+from tests.monitoring.prometheus_server import PROMETHEUS_DIR, Prometheus
+from tests.support.servers import Gunicorn, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "monitoring" / "grafana" / "dashboards" / "ai-chat-gateway.json"
+WORKERS = 3
+TOKEN = "metrics-token-for-the-end-to-end-test"
+OLLAMA_MODEL = "llama3.1"
+OPENAI_MODEL = "gpt-test"
+TOKENS = ["Hel", "lo", ",", " wor", "ld", "!"]
+
+
+class Client:
+    """A registered user talking to the gateway over HTTP."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.session = requests.Session()
+        response = self.session.post(f"{url}/auth/register", timeout=10, json={
+            "email": f"monitoring-{time.monotonic_ns()}@example.com", "password": "correct horse battery"})
+        assert response.status_code == 201, response.text
+        self.session.headers["Authorization"] = f"Bearer {response.json()['accessToken']}"
+        response = self.session.post(f"{url}/conversations", json={"title": "monitoring"}, timeout=10)
+        assert response.status_code == 201, response.text
+        self.conversation = response.json()["id"]
+
+    def message(self, model: str, expect: int = 200) -> None:
+        response = self.session.post(f"{self.url}/conversations/{self.conversation}/messages",
+                                     json={"content": "Say hello", "model": model}, timeout=30)
+        assert response.status_code == expect, response.text
+
+    def stream(self, model: str, *, read_events: int | None = None) -> None:
+        """A streamed chat, read to the end, or abandoned after `read_events` events."""
+        with self.session.post(f"{self.url}/conversations/{self.conversation}/stream",
+                               json={"content": "Say hello", "model": model}, stream=True, timeout=30) as response:
+            assert response.status_code == 200, response.text
+            events = 0
+            for line in response.iter_lines():
+                if line.startswith(b"data: "):
+                    events += 1
+                    if read_events is not None and events >= read_events:
+                        break  # closing the response is the client leaving
+
+    def close(self):
+        self.session.close()
+
+
+def send_traffic(client: Client, fake: FakeLLM) -> None:
+    fast = Script(tokens=TOKENS, first_token_delay=0.02, token_delay=0.01)
+    fake.reset(fast)
+    for model in (OLLAMA_MODEL, OPENAI_MODEL):
+        client.message(model)
+        client.stream(model)
+        client.stream(model)
+    fake.queue(Script(status=500))                      # provider_error
+    client.message(OLLAMA_MODEL, expect=502)
+    fake.queue(Script(headers_delay=2.5))               # timeout (PROVIDER_READ_TIMEOUT=1)
+    client.message(OPENAI_MODEL, expect=504)
+    fake.queue(Script(tokens=["x"] * 40, token_delay=0.1))  # the client leaves mid-stream
+    client.stream(OLLAMA_MODEL, read_events=2)
+    assert requests.get(f"{client.url}/health", timeout=10).status_code == 200
+    assert requests.get(f"{client.url}/no-such-route", timeout=10).status_code == 404
+
+
+def wait_for_scrape_after(prom: Prometheus, moment: float) -> None:
+    """Until Prometheus has scraped the gateway after `moment` (a time.time())."""
+    def scraped():
+        # timestamp() of a plain selector: the time of the last scrape (of an expression: now).
+        result = prom.query('timestamp(up{job="ai-chat-gateway"})')
+        return result and float(result[0]["value"][1]) > moment
+    wait_until(scraped, timeout=30, interval=0.5, what="a scrape after the traffic")
+
+
+def dashboard_queries():
+    dashboard = json.loads(DASHBOARD.read_text())
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            yield panel["title"], target["refId"], target["expr"]
+
+
+def grafana_to_promql(expr: str) -> str:
+    """What Grafana sends for 'All' instances and models over a short range."""
+    return expr.replace("$__rate_interval", "1m").replace("$instance", ".*").replace("$model", ".*")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, prometheus_bin):
+    tmp_path = tmp_path_factory.mktemp("monitoring-e2e")
+    with FakeLLM() as fake:
+        gateway = Gunicorn(tmp_path, workers=WORKERS, env={
+            "METRICS_TOKEN": TOKEN,
+            "DEFAULT_MODEL": OLLAMA_MODEL,
+            "OLLAMA_BASE_URL": fake.ollama_url,
+            "OPENAI_BASE_URL": fake.openai_url,
+            "OPENAI_API_KEY": "sk-test-key",
+            "OPENAI_MODELS": OPENAI_MODEL,
+            "PROVIDER_READ_TIMEOUT": "1",
+        })
+        with gateway:
+            gateway.wait_for_workers(WORKERS)
+            prometheus = Prometheus(tmp_path, target=f"127.0.0.1:{gateway.metrics_port}",
+                                    prometheus_bin=prometheus_bin, metrics_token=TOKEN)
+            with prometheus:
+                prometheus.wait_for_target("up")
+                client = Client(gateway.url)
+                try:
+                    # Two rounds with a scrape between them, so every rate() sees counters move.
+                    send_traffic(client, fake)
+                    wait_for_scrape_after(prometheus, time.time())
+                    send_traffic(client, fake)
+                    wait_for_scrape_after(prometheus, time.time())
+                finally:
+                    client.close()
+                yield gateway, prometheus
+
+
+def test_the_metrics_listener_wants_the_token(stack):
+    gateway, _ = stack
+    assert requests.get(gateway.metrics_url, timeout=10).status_code == 401
+    ok = requests.get(gateway.metrics_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert ok.status_code == 200 and "chat_completions_total" in ok.text
+
+
+def test_target_is_up_with_the_project_settings(stack):
+    gateway, prom = stack
+    [target] = prom.targets()
+    assert target["health"] == "up", target
+    assert target["labels"] == {"instance": f"127.0.0.1:{gateway.metrics_port}", "job": "ai-chat-gateway"}
+    assert target["scrapeInterval"] == "5s"
+
+
+@pytest.mark.parametrize("title, ref, expr", [pytest.param(*q, id=f"{q[0]} {q[1]}") for q in dashboard_queries()])
+def test_every_dashboard_query_returns_data(stack, title, ref, expr):
+    _, prom = stack
+    result = prom.query(grafana_to_promql(expr))
+    assert result, f"{title} ({ref}) returned nothing: {expr}"
+    values = [float(sample["value"][1]) for sample in result]
+    assert any(not math.isnan(v) for v in values), f"{title} ({ref}) returned only NaN: {result}"
+
+
+def test_template_variables_list_the_instance_and_both_models(stack):
+    gateway, prom = stack
+    instances = prom.api("label/instance/values", **{"match[]": 'up{job="ai-chat-gateway"}'})
+    assert instances == [f"127.0.0.1:{gateway.metrics_port}"]
+    models = prom.api("label/model/values", **{"match[]": 'chat_completions_total{job="ai-chat-gateway"}'})
+    assert set(models) == {OLLAMA_MODEL, OPENAI_MODEL}
+
+
+def test_panels_show_what_the_traffic_did(stack):
+    gateway, prom = stack
+    outcomes = {s["metric"]["outcome"] for s in prom.query('chat_completions_total{job="ai-chat-gateway"}')}
+    assert {"success", "provider_error", "timeout", "client_disconnect"} <= outcomes
+    streaming = {s["metric"]["streaming"] for s in prom.query('chat_completion_duration_seconds_count{job="ai-chat-gateway"}')}
+    assert streaming == {"true", "false"}
+    token_types = {s["metric"]["type"] for s in prom.query('chat_completion_tokens_total{job="ai-chat-gateway"}')}
+    assert token_types == {"prompt", "completion"}
+    memory = prom.query('process_resident_memory_bytes{job="ai-chat-gateway"}')
+    roles = sorted((s["metric"]["role"], int(s["metric"]["pid"])) for s in memory)
+    assert roles == sorted([("master", gateway.pid)] + [("worker", pid) for pid in gateway.worker_pids()])
+    routes = {s["metric"]["route"] for s in prom.query('http_requests_total{job="ai-chat-gateway"}')}
+    assert {"/conversations/<id>/messages", "/conversations/<id>/stream", "/health"} <= routes
+
+
+def test_every_rule_is_loaded_and_healthy(stack):
+    _, prom = stack
+    rules = prom.wait_for_rules_evaluated()
+    expected = {rule.get("alert") or rule.get("record")
+                for path in (PROMETHEUS_DIR / "rules").glob("*.rules.yml")
+                for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]}
+    assert {rule["name"] for rule in rules} == expected
+    assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
+    # The recorded ratios have data once traffic flowed (each group on its own schedule: wait).
+    def per_model():
+        return {s["metric"]["model"] for s in prom.query("job_model:chat_completions_errors:ratio_rate5m")}
+    wait_until(lambda: per_model() == {OLLAMA_MODEL, OPENAI_MODEL}, timeout=40, interval=1, what="per-model chat ratios")
+    for name in ("job:chat_availability_errors:ratio_rate5m", "job:chat_availability_errors:ratio_rate1h",
+                 "job:http_requests_5xx:ratio_rate5m", "job_model:chat_completion_duration_seconds:p95_5m",
+                 "job_model:chat_time_to_first_token_seconds:p95_5m"):
+        wait_until(lambda: prom.query(name), timeout=40, interval=1, what=f"{name} recorded")
+    errors = float(prom.query("job:chat_availability_errors:ratio_rate5m")[0]["value"][1])
+    assert 0 < errors < 1, "provider errors and timeouts count, successes too"
