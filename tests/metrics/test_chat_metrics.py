@@ -116,3 +116,35 @@ def test_a_saturated_gateway_still_answers_scrapes_within_a_second(tmp_path, dat
     assert elapsed < 1.0
     assert samples.total("chat_completions_in_flight", streaming="true") == workers * threads
     assert samples.value("http_requests_in_flight") == workers * threads
+
+
+def test_a_client_leaving_mid_stream_is_counted_once_with_the_time_it_stayed(tmp_path, database_url, fake_llm):
+    fake_llm.script = Script(tokens=[f"t{i} " for i in range(100)], token_delay=0.1)
+    with gateway(tmp_path, fake_llm, database_url=database_url) as server:
+        http = logged_in(server)
+        conversation = new_conversation(http, server)
+        before = scrape(server.metrics_url)
+        started = time.monotonic()
+        with http.post(f"{server.url}/conversations/{conversation}/stream", json={"content": "go"},
+                       stream=True, timeout=30) as response:
+            seen = 0
+            for line in response.iter_lines():
+                seen += line.startswith(b"data: ")
+                if seen == 10:
+                    break
+        stayed = time.monotonic() - started
+        labels = {"method": "POST", "route": STREAM_ROUTE, "status_code": "200"}
+        wait_until(lambda: scrape(server.metrics_url).value("http_requests_total", **labels)
+                   > before.value("http_requests_total", **labels), timeout=5, what="the request to be counted")
+        time.sleep(0.5)  # anything counted twice would show up by now
+        after = scrape(server.metrics_url)
+
+    def delta(name, **more):
+        return after.value(name, **more) - before.value(name, **more)
+
+    assert delta("http_requests_total", **labels) == 1
+    assert delta("chat_completions_total", model=MODEL, streaming="true", outcome="client_disconnect") == 1
+    assert delta("chat_completions_total", model=MODEL, streaming="true", outcome="success") == 0
+    assert stayed - 0.5 < delta("http_request_duration_seconds_sum", **labels) < stayed + 1.0
+    assert stayed - 0.5 < delta("chat_completion_duration_seconds_sum", model=MODEL, streaming="true") < stayed + 1.0
+    assert after.value("http_requests_in_flight") == 0 and after.total("chat_completions_in_flight") == 0

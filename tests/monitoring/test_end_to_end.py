@@ -149,6 +149,7 @@ def test_every_dashboard_query_returns_data(stack, title, ref, expr):
     _, prom = stack
     result = prom.query(grafana_to_promql(expr))
     assert result, f"{title} ({ref}) returned nothing: {expr}"
+    print(f"{title} ({ref}): {len(result)} series <- {expr}")  # the series count, for `pytest -s`
     values = [float(sample["value"][1]) for sample in result]
     assert any(not math.isnan(v) for v in values), f"{title} ({ref}) returned only NaN: {result}"
 
