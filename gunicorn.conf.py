@@ -63,6 +63,14 @@ def on_starting(server):
         server.log.info("database schema migrated from %s to %s", before or "empty", after)
 
 
+def post_fork(server, worker):
+    # With preload_app the engine was built in the master: drop any pooled
+    # connection it may hold, so no two workers ever share a database socket.
+    app = getattr(server.app, "callable", None)
+    if app is not None:
+        app.extensions["db_engine"].dispose(close=False)
+
+
 def when_ready(server):
     if settings.metrics_port:
         from app.metrics.exposition import serve_from_master
