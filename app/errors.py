@@ -88,8 +88,6 @@ def handle_operational_error(exc: OperationalError):
 
 
 def handle_unexpected(exc: Exception):
-    if isinstance(exc, HTTPException):
-        return handle_http_exception(exc)
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(500, "internal_error", "An unexpected error occurred")
 

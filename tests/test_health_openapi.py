@@ -1,7 +1,6 @@
-import pytest
-
 from app import create_app
 from app.version import __version__
+from tests.support.servers import free_port
 
 
 def test_health_reports_database_and_settings(client):
@@ -11,8 +10,6 @@ def test_health_reports_database_and_settings(client):
 
 
 def test_health_is_503_when_the_database_is_unreachable(app_config):
-    from tests.support.servers import free_port
-
     app = create_app({**app_config, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"})
     response = app.test_client().get("/health")
     assert response.status_code == 503

@@ -192,6 +192,6 @@ def test_every_rule_is_loaded_and_healthy(stack):
     for name in ("job:chat_availability_errors:ratio_rate5m", "job:chat_availability_errors:ratio_rate1h",
                  "job:http_requests_5xx:ratio_rate5m", "job_model:chat_completion_duration_seconds:p95_5m",
                  "job_model:chat_time_to_first_token_seconds:p95_5m"):
-        wait_until(lambda: prom.query(name), timeout=40, interval=1, what=f"{name} recorded")
+        wait_until(lambda name=name: prom.query(name), timeout=40, interval=1, what=f"{name} recorded")
     errors = float(prom.query("job:chat_availability_errors:ratio_rate5m")[0]["value"][1])
     assert 0 < errors < 1, "provider errors and timeouts count, successes too"
