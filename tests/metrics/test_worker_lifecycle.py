@@ -12,6 +12,7 @@ from tests.support.metrics import scrape
 from tests.support.servers import Gunicorn, wait_until
 
 pytestmark = pytest.mark.slow
+THREADS = 4
 
 
 def hammer(url: str, stop: threading.Event, sent: list):
@@ -32,7 +33,7 @@ def assert_never_decreases(snapshots):
 
 
 def test_kill_9_a_worker_under_load(tmp_path):
-    with Gunicorn(tmp_path, workers=3, threads=4) as server:
+    with Gunicorn(tmp_path, workers=3, threads=THREADS) as server:
         victim = server.wait_for_workers(3)[0]
         stop, sent, snapshots = threading.Event(), [], []
         loaders = [threading.Thread(target=hammer, args=(server.url + "/health", stop, sent)) for _ in range(6)]
@@ -55,8 +56,9 @@ def test_kill_9_a_worker_under_load(tmp_path):
     final = snapshots[-1]
     served = sum(1 for status in sent if status == 200)
     counted = final.value("http_requests_total", method="GET", route="/health", status_code="200")
-    # Requests answered are all counted; the few cut off by the kill may or may not have been.
-    assert served <= counted <= len(sent)
+    # A request is counted when its response closes, just after its last byte: the victim can die in
+    # between for at most one request per thread. Otherwise every answered request is counted once.
+    assert served - THREADS <= counted <= len(sent)
     assert final.value("http_requests_in_flight") == 0
     assert final.total("chat_completions_in_flight") == 0
     assert str(victim) not in {s["pid"] for s in final.series("process_resident_memory_bytes")}
