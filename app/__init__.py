@@ -43,7 +43,7 @@ def register_api_docs(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import db
+    from . import db, llm
     from .auth import tokens
     from .extensions import api
 
@@ -51,6 +51,7 @@ def register_extensions(app: Flask) -> None:
         Path(app.config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     db.init_app(app)
     tokens.init_app(app)
+    llm.init_app(app)
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
 

@@ -22,100 +22,107 @@ def default_database_url() -> str:
     return f"sqlite:///{Path('instance').resolve() / 'gateway.db'}"
 
 
-def _int(name: str, raw: str, low: int, high: int) -> int:
+def _parse(name: str, raw: str, check: dict):
+    value = check["parse"](name, raw, check) if check["parse"] else raw
+    if "choices" in check and value not in check["choices"]:
+        raise ConfigError(f"{name} must be one of {', '.join(check['choices'])}, got {value!r}")
+    return value
+
+
+def _url(_name: str, raw: str, _check: dict) -> str:
+    return raw.rstrip("/")
+
+
+def _upper(_name: str, raw: str, _check: dict) -> str:
+    return raw.upper()
+
+
+def _lower(_name: str, raw: str, _check: dict) -> str:
+    return raw.lower()
+
+
+def _database_url(url: str) -> str:
+    url = url or default_database_url()
+    if not url.startswith(("sqlite", "postgresql", "postgres://")):
+        raise ConfigError("DATABASE_URL must be a sqlite:/// or postgresql:// URL")
+    # SQLAlchemy 2.1 defaults to psycopg 3; the gateway ships psycopg2.
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            url = "postgresql+psycopg2://" + url[len(scheme):]
+    return url
+
+
+def _int(name: str, raw: str, check: dict) -> int:
     try:
         value = int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    low, high = check["low"], check["high"]
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
     return value
 
 
-def _float(name: str, raw: str, low: float, high: float) -> float:
+def _float(name: str, raw: str, check: dict) -> float:
     try:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    low, high = check["low"], check["high"]
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
     return value
 
 
+def _setting(env: str, default, parse=None, **check):
+    """A field read from environment variable `env`; the default is written here and nowhere else."""
+    return field(default=default, metadata={"env": env, "parse": parse, **check})
+
+
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = field(default_factory=default_database_url)
-    api_host: str = "0.0.0.0"
-    api_port: int = 4000
-    log_level: str = "INFO"
-    app_env: str = "development"
-    jwt_secret_key: str = ""
-    jwt_access_minutes: int = 15
-    jwt_refresh_days: int = 30
-    default_model: str = "llama3.1"
-    max_content_length: int = 1024 * 1024
-    metrics_token: str = ""
-    metrics_host: str = "0.0.0.0"
-    metrics_port: int = 4001
-    ollama_base_url: str = "http://localhost:11434"
-    ollama_models: str = ""
-    openai_base_url: str = ""
-    openai_api_key: str = ""
-    openai_models: str = ""
-    models_file: str = ""
-    provider_connect_timeout: float = 5.0
-    provider_read_timeout: float = 120.0
-    context_token_budget: int = 4000
-    heartbeat_seconds: float = 10.0
+    database_url: str = _setting("DATABASE_URL", "")  # empty: the embedded SQLite file
+    api_host: str = _setting("API_HOST", "0.0.0.0")
+    api_port: int = _setting("API_PORT", 4000, _int, low=1, high=65535)
+    log_level: str = _setting("LOG_LEVEL", "INFO", _upper, choices=LOG_LEVELS)
+    app_env: str = _setting("APP_ENV", "development", _lower, choices=APP_ENVS)
+    jwt_secret_key: str = _setting("JWT_SECRET_KEY", "")
+    jwt_access_minutes: int = _setting("JWT_ACCESS_MINUTES", 15, _int, low=1, high=24 * 60)
+    jwt_refresh_days: int = _setting("JWT_REFRESH_DAYS", 30, _int, low=1, high=365)
+    # scrypt's N = 2**cost. Tests lower it to run fast; the algorithm is the same (not an auth bypass).
+    password_hash_cost: int = _setting("PASSWORD_HASH_COST", 15, _int, low=10, high=20)
+    default_model: str = _setting("DEFAULT_MODEL", "llama3.1")
+    max_content_length: int = _setting("MAX_CONTENT_LENGTH", 1024 * 1024, _int, low=1024, high=64 * 1024 * 1024)
+    metrics_token: str = _setting("METRICS_TOKEN", "")
+    metrics_host: str = _setting("METRICS_HOST", "")  # empty: API_HOST
+    metrics_port: int = _setting("METRICS_PORT", 4001, _int, low=0, high=65535)
+    ollama_base_url: str = _setting("OLLAMA_BASE_URL", "http://localhost:11434", _url)
+    ollama_models: str = _setting("OLLAMA_MODELS", "")
+    openai_base_url: str = _setting("OPENAI_BASE_URL", "", _url)
+    openai_api_key: str = _setting("OPENAI_API_KEY", "")
+    openai_models: str = _setting("OPENAI_MODELS", "")
+    models_file: str = _setting("MODELS_FILE", "")
+    provider_connect_timeout: float = _setting("PROVIDER_CONNECT_TIMEOUT", 5.0, _float, low=0.1, high=600)
+    provider_read_timeout: float = _setting("PROVIDER_READ_TIMEOUT", 120.0, _float, low=0.1, high=3600)
+    context_token_budget: int = _setting("CONTEXT_TOKEN_BUDGET", 4000, _int, low=100, high=2_000_000)
+    heartbeat_seconds: float = _setting("SSE_HEARTBEAT_SECONDS", 10.0, _float, low=0.05, high=300)
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":
         """Read every setting from the environment; raise ConfigError on a bad value."""
         env = os.environ if environ is None else environ
-
-        def get(name: str, default: str = "") -> str:
-            return env.get(name, default).strip()
-
-        app_env = get("APP_ENV", "development").lower()
-        if app_env not in APP_ENVS:
-            raise ConfigError(f"APP_ENV must be one of {', '.join(APP_ENVS)}, got {app_env!r}")
-        log_level = get("LOG_LEVEL", "INFO").upper()
-        if log_level not in LOG_LEVELS:
-            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
-        database_url = get("DATABASE_URL") or default_database_url()
-        if not database_url.startswith(("sqlite", "postgresql", "postgres://")):
-            raise ConfigError("DATABASE_URL must be a sqlite:/// or postgresql:// URL")
-        # SQLAlchemy 2.1 defaults to psycopg 3; the gateway ships psycopg2.
-        for scheme in ("postgres://", "postgresql://"):
-            if database_url.startswith(scheme):
-                database_url = "postgresql+psycopg2://" + database_url[len(scheme):]
-        settings = cls(
-            database_url=database_url,
-            api_host=get("API_HOST", "0.0.0.0"),
-            api_port=_int("API_PORT", get("API_PORT", "4000"), 1, 65535),
-            log_level=log_level,
-            app_env=app_env,
-            jwt_secret_key=_jwt_secret(app_env, get("JWT_SECRET_KEY")),
-            jwt_access_minutes=_int("JWT_ACCESS_MINUTES", get("JWT_ACCESS_MINUTES", "15"), 1, 24 * 60),
-            jwt_refresh_days=_int("JWT_REFRESH_DAYS", get("JWT_REFRESH_DAYS", "30"), 1, 365),
-            default_model=get("DEFAULT_MODEL", "llama3.1") or "llama3.1",
-            max_content_length=_int("MAX_CONTENT_LENGTH", get("MAX_CONTENT_LENGTH", str(1024 * 1024)), 1024, 64 * 1024 * 1024),
-            metrics_token=get("METRICS_TOKEN"),
-            metrics_host=get("METRICS_HOST") or get("API_HOST", "0.0.0.0"),
-            metrics_port=_int("METRICS_PORT", get("METRICS_PORT", "4001"), 0, 65535),
-            ollama_base_url=get("OLLAMA_BASE_URL", "http://localhost:11434").rstrip("/"),
-            ollama_models=get("OLLAMA_MODELS"),
-            openai_base_url=get("OPENAI_BASE_URL").rstrip("/"),
-            openai_api_key=get("OPENAI_API_KEY"),
-            openai_models=get("OPENAI_MODELS"),
-            models_file=get("MODELS_FILE"),
-            provider_connect_timeout=_float("PROVIDER_CONNECT_TIMEOUT", get("PROVIDER_CONNECT_TIMEOUT", "5"), 0.1, 600),
-            provider_read_timeout=_float("PROVIDER_READ_TIMEOUT", get("PROVIDER_READ_TIMEOUT", "120"), 0.1, 3600),
-            context_token_budget=_int("CONTEXT_TOKEN_BUDGET", get("CONTEXT_TOKEN_BUDGET", "4000"), 100, 2_000_000),
-            heartbeat_seconds=_float("SSE_HEARTBEAT_SECONDS", get("SSE_HEARTBEAT_SECONDS", "10"), 0.05, 300),
-        )
-        if app_env == "production" and settings.metrics_token and len(settings.metrics_token) < 16:
+        values = {}
+        for spec in fields(cls):
+            name, raw = spec.metadata["env"], env.get(spec.metadata["env"], "").strip()
+            values[spec.name] = _parse(name, raw, spec.metadata) if raw else spec.default
+        values["database_url"] = _database_url(values["database_url"])
+        values["metrics_host"] = values["metrics_host"] or values["api_host"]
+        values["jwt_secret_key"] = _jwt_secret(values["app_env"], values["jwt_secret_key"])
+        settings = cls(**values)
+        if settings.app_env == "production" and settings.metrics_token and len(settings.metrics_token) < 16:
             raise ConfigError("METRICS_TOKEN must be at least 16 characters in production")
+        if settings.app_env == "production" and settings.password_hash_cost < 14:
+            raise ConfigError("PASSWORD_HASH_COST must be at least 14 in production")
         return settings
 
     def as_flask_config(self) -> dict:

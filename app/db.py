@@ -40,9 +40,9 @@ def get_session() -> Session:
     return g.db_session
 
 
-def new_session() -> Session:
-    """A session outliving the request, for work done while a response streams."""
-    return current_app.extensions["db_sessionmaker"]()
+def session_factory() -> sessionmaker[Session]:
+    """Opens sessions that outlive the request, for work done while a response streams."""
+    return current_app.extensions["db_sessionmaker"]
 
 
 def _close_session(_exc) -> None:

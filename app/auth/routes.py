@@ -1,8 +1,7 @@
-from flask_jwt_extended import get_jwt_identity
-
 from ..db import get_session
 from ..rest import Blueprint, auth_required
 from . import service
+from .identity import current_caller
 from .schemas import AccessTokenSchema, LoginSchema, RegisterSchema, SessionSchema, UserSchema
 
 bp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and tokens")
@@ -30,7 +29,7 @@ def login(data):
 @bp.response(200, AccessTokenSchema)
 def refresh():
     """Exchange a refresh token for a new access token"""
-    user = service.get_user(session=get_session(), user_id=get_jwt_identity())
+    user = service.get_user(session=get_session(), user_id=current_caller().user_id)
     return {"access_token": service.access_token_for(user)}
 
 
@@ -39,4 +38,4 @@ def refresh():
 @bp.response(200, UserSchema)
 def me():
     """The current user"""
-    return service.get_user(session=get_session(), user_id=get_jwt_identity())
+    return service.get_user(session=get_session(), user_id=current_caller().user_id)

@@ -1,4 +1,7 @@
 """Accounts, credentials and tokens."""
+from functools import lru_cache
+
+from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -8,8 +11,17 @@ from ..errors import Conflict, Unauthorized
 from ..models import User
 
 BAD_CREDENTIALS = "Invalid email or password"
-# Checked when the email is unknown, so both failures cost the same time.
-_DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
+
+
+def _hash_method() -> str:
+    # werkzeug's scrypt with N = 2**PASSWORD_HASH_COST, r = 8, p = 1 (its own default is N = 2**15).
+    return f"scrypt:{2 ** current_app.config['PASSWORD_HASH_COST']}:8:1"
+
+
+@lru_cache(maxsize=4)
+def _dummy_hash(method: str) -> str:
+    """Checked when the email is unknown, so both failures cost the same time."""
+    return generate_password_hash("not-a-real-password", method=method)
 
 
 def normalise_email(email: str) -> str:
@@ -23,7 +35,7 @@ def find_by_email(*, session: Session, email: str) -> User | None:
 def register(*, session: Session, email: str, password: str, name: str | None) -> User:
     if find_by_email(session=session, email=email) is not None:
         raise Conflict("An account with this email already exists", {"email": ["Already registered."]})
-    user = User(email=normalise_email(email), password_hash=generate_password_hash(password, method="scrypt"), name=name)
+    user = User(email=normalise_email(email), password_hash=generate_password_hash(password, method=_hash_method()), name=name)
     session.add(user)
     session.commit()
     return user
@@ -31,7 +43,7 @@ def register(*, session: Session, email: str, password: str, name: str | None) -
 
 def authenticate(*, session: Session, email: str, password: str) -> User:
     user = find_by_email(session=session, email=email)
-    if not check_password_hash(user.password_hash if user else _DUMMY_HASH, password) or user is None:
+    if not check_password_hash(user.password_hash if user else _dummy_hash(_hash_method()), password) or user is None:
         raise Unauthorized(BAD_CREDENTIALS, code="invalid_credentials")
     return user
 

@@ -1,13 +1,13 @@
 from flask import current_app
-from flask_jwt_extended import get_jwt_identity
 
-from ..db import get_session
+from ..auth.identity import current_caller
+from ..db import get_session, session_factory
+from ..llm import get_llm
 from ..rest import Blueprint, auth_required
-from . import runtime, service, streaming
+from . import streaming, turns
 from .schemas import ChatReplySchema, ChatRequestSchema, ModelListSchema
 
 bp = Blueprint("chat", __name__, description="Chat with a model, whole or streamed, and the models on offer")
-bp.record_once(lambda state: runtime.init_app(state.app))
 
 SSE_DOC = {
     "description": "Server-sent events: `token` events, then one `end` (or `error`) event",
@@ -15,10 +15,11 @@ SSE_DOC = {
 }
 
 
-def _start_turn(conversation_id: str, data: dict) -> service.Turn:
-    chat = runtime.get_runtime()
-    return service.start_turn(session=get_session(), catalogue=chat.catalogue, context_budget=chat.context_budget,
-                              conversation_id=conversation_id, user_id=get_jwt_identity(), data=data)
+def _start_turn(conversation_id: str, data: dict) -> turns.Turn:
+    settings = current_app.config["SETTINGS"]
+    return turns.start_turn(session=get_session(), catalogue=get_llm().catalogue,
+                            context_budget=settings.context_token_budget, conversation_id=conversation_id,
+                            user_id=current_caller().user_id, data=data)
 
 
 @bp.post("/conversations/<id>/messages")
@@ -28,7 +29,7 @@ def _start_turn(conversation_id: str, data: dict) -> service.Turn:
 def send_message(data, id):
     """Send a message and get the model's whole reply"""
     turn = _start_turn(id, data)
-    return service.complete_turn(session=get_session(), providers=runtime.get_runtime().providers, turn=turn)
+    return turns.complete_turn(session=get_session(), providers=get_llm().providers, turn=turn)
 
 
 @bp.post("/conversations/<id>/stream")
@@ -38,9 +39,8 @@ def send_message(data, id):
 def stream_message(data, id):
     """Send a message and stream the model's reply as server-sent events"""
     turn = _start_turn(id, data)
-    chat = runtime.get_runtime()
-    return streaming.start_stream(providers=chat.providers, db_sessions=current_app.extensions["db_sessionmaker"],
-                                  turn=turn, heartbeat_seconds=chat.heartbeat_seconds)
+    return streaming.start_stream(providers=get_llm().providers, db_sessions=session_factory(), turn=turn,
+                                  heartbeat_seconds=current_app.config["SETTINGS"].heartbeat_seconds)
 
 
 @bp.get("/models")
@@ -48,7 +48,7 @@ def stream_message(data, id):
 @bp.response(200, ModelListSchema)
 def list_models():
     """The models this gateway accepts"""
-    catalogue = runtime.get_runtime().catalogue
+    catalogue = get_llm().catalogue
     items = [{"name": spec.name, "provider": spec.provider, "is_default": spec.name == catalogue.default_model}
              for spec in catalogue]
     return {"items": items, "default_model": catalogue.default_model}

@@ -26,12 +26,23 @@ class UsageSchema(CamelSchema):
     completion_tokens = fields.Integer()
     total_tokens = fields.Integer()
     estimated = fields.Boolean(metadata={"description": "True when the provider reported no usage and the gateway counted"})
+    method = fields.String(metadata={
+        "description": "`reported` by the provider; when estimated, `chunks` (streamed content chunks, one token "
+                       "each) or `characters` (about four per token, for whole replies)"})
 
 
 class ChatReplySchema(CamelSchema):
     conversation_id = fields.String()
     user_message = fields.Nested(MessageSchema)
     assistant_message = fields.Nested(MessageSchema)
+    usage = fields.Nested(UsageSchema)
+
+
+class StreamEndSchema(CamelSchema):
+    """The `end` server-sent event: the stored reply and its usage, as POST .../messages returns them."""
+
+    type = fields.Constant("end")
+    message = fields.Nested(MessageSchema)
     usage = fields.Nested(UsageSchema)
 
 

@@ -1,10 +1,12 @@
-"""Chat metrics for one completion, recorded in one place so the service reads as logic."""
+"""Chat metrics for one completion, recorded in one place so the chat code reads as logic."""
 from __future__ import annotations
 
 import time
 
+from ..llm import Usage
 from ..metrics.definitions import (CHAT_COMPLETIONS, CHAT_DURATION, CHAT_IN_FLIGHT, CHAT_OUTCOMES,
-                                   CHAT_TIME_PER_OUTPUT_TOKEN, CHAT_TIME_TO_FIRST_TOKEN, CHAT_TOKENS)
+                                   CHAT_TIME_PER_OUTPUT_TOKEN, CHAT_TIME_TO_FIRST_TOKEN, CHAT_TOKENS,
+                                   CHAT_USAGE_SOURCE)
 
 
 class CompletionTelemetry:
@@ -28,8 +30,8 @@ class CompletionTelemetry:
             self.first_token_at = at
         self.last_token_at = at
 
-    def finish(self, outcome: str, *, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
-        """`*_tokens` are those stored with the assistant message; zero when none was stored."""
+    def finish(self, outcome: str, *, usage: Usage | None = None) -> None:
+        """`usage` is what was stored with the assistant message; None when nothing was stored."""
         if outcome not in CHAT_OUTCOMES:
             raise ValueError(f"unknown chat outcome {outcome!r}")
         if self._finished:
@@ -38,9 +40,12 @@ class CompletionTelemetry:
         CHAT_IN_FLIGHT.labels(self.streaming).dec()
         CHAT_DURATION.labels(self.model, self.streaming).observe(time.monotonic() - self.started_at)
         CHAT_COMPLETIONS.labels(self.model, self.streaming, outcome).inc()
-        if prompt_tokens or completion_tokens:
-            CHAT_TOKENS.labels(self.model, "prompt").inc(prompt_tokens)
+        completion_tokens = 0
+        if usage is not None:
+            completion_tokens = usage.completion_tokens
+            CHAT_TOKENS.labels(self.model, "prompt").inc(usage.prompt_tokens)
             CHAT_TOKENS.labels(self.model, "completion").inc(completion_tokens)
+            CHAT_USAGE_SOURCE.labels(self.model, usage.method).inc()
         if self.first_token_at is not None:
             CHAT_TIME_TO_FIRST_TOKEN.labels(self.model).observe(self.first_token_at - self.started_at)
             if completion_tokens > 1 and self.last_token_at is not None:

@@ -1,7 +1,6 @@
-from flask_jwt_extended import get_jwt_identity
-
-from ..chat.runtime import get_runtime
+from ..auth.identity import current_caller
 from ..db import get_session
+from ..llm import get_llm
 from ..rest import Blueprint, auth_required
 from . import service
 from .schemas import (
@@ -22,7 +21,7 @@ bp = Blueprint("conversations", __name__, url_prefix="/conversations", descripti
 @bp.response(201, ConversationSchema)
 def create_conversation(data):
     """Start a conversation, optionally shared with an organisation"""
-    return service.create(session=get_session(), catalogue=get_runtime().catalogue, user_id=get_jwt_identity(), data=data)
+    return service.create(session=get_session(), catalogue=get_llm().catalogue, user_id=current_caller().user_id, data=data)
 
 
 @bp.get("")
@@ -31,7 +30,7 @@ def create_conversation(data):
 @bp.response(200, ConversationPageSchema)
 def list_conversations(args):
     """My conversations and those of my organisations, newest first"""
-    return service.list_visible(session=get_session(), user_id=get_jwt_identity(), **args)
+    return service.list_visible(session=get_session(), user_id=current_caller().user_id, **args)
 
 
 @bp.get("/<id>")
@@ -40,7 +39,7 @@ def list_conversations(args):
 def get_conversation(id):
     """One conversation with its messages in order"""
     return service.get_visible(
-        session=get_session(), conversation_id=id, user_id=get_jwt_identity(), with_messages=True
+        session=get_session(), conversation_id=id, user_id=current_caller().user_id, with_messages=True
     )
 
 
@@ -51,7 +50,7 @@ def get_conversation(id):
 def update_conversation(data, id):
     """Change a conversation's title, prompt or settings (owner, or OWNER/ADMIN of its org)"""
     return service.update(
-        session=get_session(), catalogue=get_runtime().catalogue, conversation_id=id, user_id=get_jwt_identity(), data=data
+        session=get_session(), catalogue=get_llm().catalogue, conversation_id=id, user_id=current_caller().user_id, data=data
     )
 
 
@@ -60,4 +59,4 @@ def update_conversation(data, id):
 @bp.response(204)
 def delete_conversation(id):
     """Delete a conversation and its messages (owner, or OWNER/ADMIN of its org)"""
-    service.delete(session=get_session(), conversation_id=id, user_id=get_jwt_identity())
+    service.delete(session=get_session(), conversation_id=id, user_id=current_caller().user_id)

@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from ..chat.catalogue import Catalogue
+from ..llm import Catalogue
 from ..errors import Forbidden, NotFound, ValidationFailed
-from ..models import Conversation, OrgMember, utcnow
-from ..orgs.service import MANAGERS, member_org_ids
+from ..models import Conversation, utcnow
+from ..orgs.service import MANAGERS, member_org_ids, role_in
 
 
 def visible_to(user_id: str):
@@ -34,10 +34,7 @@ def get_manageable(*, session: Session, conversation_id: str, user_id: str) -> C
     conversation = get_visible(session=session, conversation_id=conversation_id, user_id=user_id)
     if conversation.user_id == user_id:
         return conversation
-    role = session.scalar(
-        select(OrgMember.role).where(OrgMember.org_id == conversation.org_id, OrgMember.user_id == user_id)
-    )
-    if role not in MANAGERS:
+    if role_in(session=session, org_id=conversation.org_id, user_id=user_id) not in MANAGERS:
         raise Forbidden("Only the owner or an OWNER/ADMIN of its organisation can change this conversation")
     return conversation
 
@@ -51,8 +48,7 @@ def create(*, session: Session, catalogue: Catalogue, user_id: str, data: dict) 
         catalogue.resolve(data["model"])
     org_id = data.get("org_id")
     if org_id is not None:
-        member = session.scalar(select(OrgMember.role).where(OrgMember.org_id == org_id, OrgMember.user_id == user_id))
-        if member is None:
+        if role_in(session=session, org_id=org_id, user_id=user_id) is None:
             raise ValidationFailed("You are not a member of that organisation", {"orgId": ["Unknown organisation."]})
     conversation = Conversation(user_id=user_id, **data)
     session.add(conversation)

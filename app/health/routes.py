@@ -4,7 +4,7 @@ from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..chat.runtime import get_runtime
+from ..llm import get_llm
 from ..rest import Blueprint
 from ..version import __version__
 
@@ -30,7 +30,7 @@ def health():
         "status": "ok" if up else "degraded",
         "env": current_app.config["APP_ENV"],
         "db": "up" if up else "down",
-        "defaultModel": get_runtime().catalogue.default_model,
+        "defaultModel": get_llm().catalogue.default_model,
         "version": __version__,
     }
     return body, 200 if up else 503

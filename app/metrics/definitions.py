@@ -40,6 +40,12 @@ CHAT_TOKENS = Counter(
     "Tokens consumed by chat completions, as stored in the assistant messages.",
     ["model", "type"],
 )
+CHAT_USAGE_SOURCE = Counter(
+    "chat_completion_usage_source_total",
+    "Completions whose tokens were stored, by where the counts came from: reported by the provider, "
+    "or counted by the gateway from streamed chunks or estimated from characters.",
+    ["model", "source"],
+)
 CHAT_TIME_TO_FIRST_TOKEN = Histogram(
     "chat_time_to_first_token_seconds",
     "Time from the upstream call to the first streamed token.",

@@ -1,5 +1,4 @@
-from flask_jwt_extended import get_jwt_identity
-
+from ..auth.identity import current_caller
 from ..db import get_session
 from ..rest import Blueprint, auth_required
 from . import service
@@ -14,7 +13,7 @@ bp = Blueprint("orgs", __name__, url_prefix="/orgs", description="Organisations 
 @bp.response(201, OrgSchema)
 def create_org(data):
     """Create an organisation; the caller becomes its OWNER"""
-    return service.create_org(session=get_session(), user_id=get_jwt_identity(), **data)
+    return service.create_org(session=get_session(), user_id=current_caller().user_id, **data)
 
 
 @bp.get("")
@@ -22,7 +21,7 @@ def create_org(data):
 @bp.response(200, OrgSchema(many=True))
 def list_orgs():
     """The organisations the caller belongs to"""
-    return service.list_orgs(session=get_session(), user_id=get_jwt_identity())
+    return service.list_orgs(session=get_session(), user_id=current_caller().user_id)
 
 
 @bp.get("/<id>")
@@ -30,7 +29,7 @@ def list_orgs():
 @bp.response(200, OrgSchema)
 def get_org(id):
     """One organisation (members only)"""
-    return service.get_org(session=get_session(), org_id=id, user_id=get_jwt_identity())
+    return service.get_org(session=get_session(), org_id=id, user_id=current_caller().user_id)
 
 
 @bp.get("/<id>/members")
@@ -38,7 +37,7 @@ def get_org(id):
 @bp.response(200, MemberSchema(many=True))
 def list_members(id):
     """The members of an organisation (members only)"""
-    return service.list_members(session=get_session(), org_id=id, user_id=get_jwt_identity())
+    return service.list_members(session=get_session(), org_id=id, user_id=current_caller().user_id)
 
 
 @bp.post("/<id>/members")
@@ -47,7 +46,7 @@ def list_members(id):
 @bp.response(201, MemberSchema)
 def add_member(data, id):
     """Add a registered user to an organisation (OWNER or ADMIN)"""
-    return service.add_member(session=get_session(), org_id=id, user_id=get_jwt_identity(), **data)
+    return service.add_member(session=get_session(), org_id=id, user_id=current_caller().user_id, **data)
 
 
 @bp.delete("/<id>/members/<user_id>")
@@ -55,4 +54,4 @@ def add_member(data, id):
 @bp.response(204)
 def remove_member(id, user_id):
     """Remove a member (OWNER or ADMIN, or yourself); the last OWNER stays"""
-    service.remove_member(session=get_session(), org_id=id, user_id=get_jwt_identity(), member_user_id=user_id)
+    service.remove_member(session=get_session(), org_id=id, user_id=current_caller().user_id, member_user_id=user_id)

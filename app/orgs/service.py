@@ -13,13 +13,24 @@ def org_view(org: Org, role: OrgRole) -> dict:
     return {"id": org.id, "name": org.name, "created_at": org.created_at, "role": role}
 
 
+def find_membership(*, session: Session, org_id: str | None, user_id: str, with_org: bool = False) -> OrgMember | None:
+    """A user's membership of an org (its role), or None: the one membership query."""
+    if org_id is None:
+        return None
+    query = select(OrgMember).where(OrgMember.org_id == org_id, OrgMember.user_id == user_id)
+    if with_org:
+        query = query.options(joinedload(OrgMember.org))
+    return session.scalar(query)
+
+
+def role_in(*, session: Session, org_id: str | None, user_id: str) -> OrgRole | None:
+    membership = find_membership(session=session, org_id=org_id, user_id=user_id)
+    return membership.role if membership else None
+
+
 def get_membership(*, session: Session, org_id: str, user_id: str) -> OrgMember:
     """The caller's membership of an org; outsiders get 404 so org ids cannot be probed."""
-    membership = session.scalar(
-        select(OrgMember)
-        .options(joinedload(OrgMember.org))
-        .where(OrgMember.org_id == org_id, OrgMember.user_id == user_id)
-    )
+    membership = find_membership(session=session, org_id=org_id, user_id=user_id, with_org=True)
     if membership is None:
         raise NotFound("Organisation")
     return membership
@@ -73,8 +84,7 @@ def add_member(*, session: Session, org_id: str, user_id: str, email: str, role:
     user = find_by_email(session=session, email=email)
     if user is None:
         raise NotFound("User with this email")
-    existing = session.scalar(select(OrgMember).where(OrgMember.org_id == org_id, OrgMember.user_id == user.id))
-    if existing is not None:
+    if find_membership(session=session, org_id=org_id, user_id=user.id) is not None:
         raise Conflict("This user is already a member", {"email": ["Already a member."]})
     member = OrgMember(org_id=org_id, user_id=user.id, role=role, user=user)
     session.add(member)
@@ -87,7 +97,7 @@ def remove_member(*, session: Session, org_id: str, user_id: str, member_user_id
     caller = get_membership(session=session, org_id=org_id, user_id=user_id)
     if member_user_id != user_id and caller.role not in MANAGERS:
         raise Forbidden("Only an OWNER or ADMIN of this organisation can do that")
-    target = session.scalar(select(OrgMember).where(OrgMember.org_id == org_id, OrgMember.user_id == member_user_id))
+    target = find_membership(session=session, org_id=org_id, user_id=member_user_id)
     if target is None:
         raise NotFound("Member")
     if target.role is OrgRole.OWNER:

@@ -1,6 +1,4 @@
 """Chat fixtures: the fake provider, and an app whose models all point at it."""
-import json
-
 import pytest
 
 
@@ -33,7 +31,7 @@ def app_config(app_config, fake_llm, app_overrides):
 @pytest.fixture
 def app(app):
     yield app
-    app.extensions["chat"].providers.close()
+    app.extensions["llm"].providers.close()
 
 
 @pytest.fixture
@@ -42,8 +40,3 @@ def conversation(client, user):
     assert response.status_code == 201
     return response.get_json()
 
-
-def sse_events(body: bytes) -> list[dict]:
-    """The `data:` events of an SSE body, decoded; comments (heartbeats) left out."""
-    return [json.loads(line[len(b"data: "):]) for line in body.split(b"\n\n")
-            if line.startswith(b"data: ")]

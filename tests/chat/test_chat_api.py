@@ -32,7 +32,8 @@ def test_reply_through_each_provider(client, user, conversation, fake_llm, db_se
     assert body["conversationId"] == conversation["id"]
     assert body["userMessage"]["role"] == "USER" and body["userMessage"]["content"] == "Say hello in French"
     assert body["assistantMessage"]["role"] == "ASSISTANT" and body["assistantMessage"]["content"] == "Bonjour !"
-    assert body["usage"] == {"promptTokens": 21, "completionTokens": 3, "totalTokens": 24, "estimated": False}
+    assert body["usage"] == {"promptTokens": 21, "completionTokens": 3, "totalTokens": 24, "estimated": False,
+                             "method": "reported"}
     request = fake_llm.last_request
     assert request.path == path and request.body["stream"] is False and request.body["model"] == model
     assert request.body["messages"] == [{"role": "user", "content": "Say hello in French"}]
@@ -55,7 +56,8 @@ def test_usage_is_estimated_when_the_provider_reports_none(client, user, convers
     body = send(client, user, conversation["id"], content="x" * 40).get_json()
 
     # 40 characters = 10 tokens, plus 4 for the message's framing; 8 characters = 2 tokens.
-    assert body["usage"] == {"promptTokens": 14, "completionTokens": 2, "totalTokens": 16, "estimated": True}
+    assert body["usage"] == {"promptTokens": 14, "completionTokens": 2, "totalTokens": 16, "estimated": True,
+                             "method": "characters"}
     assert stored(db_session, conversation["id"])[-1].meta["usage"]["estimated"] is True
 
 

@@ -5,7 +5,8 @@ from sqlalchemy import select
 
 from app import create_app
 from app.models import Conversation, Message, MessageRole
-from tests.chat.conftest import OLLAMA_MODEL, OPENAI_MODEL, sse_events
+from tests.chat.conftest import OLLAMA_MODEL, OPENAI_MODEL
+from tests.support.sse import parse_sse as sse_events
 from tests.fakes.llm_provider import Script, closed_port_url
 
 BEFORE_STREAMING = {
@@ -69,7 +70,7 @@ def test_unreachable_provider_is_502(app_config, user, conversation, db_session,
         response = unreachable.test_client().post(f"/conversations/{conversation['id']}/{endpoint}",
                                                   json={"content": "Hi there"}, headers=user.headers)
     finally:
-        unreachable.extensions["chat"].providers.close()
+        unreachable.extensions["llm"].providers.close()
         unreachable.extensions["db_engine"].dispose()
 
     assert response.status_code == 502
@@ -91,11 +92,11 @@ def test_error_mid_stream_ends_the_stream_cleanly_and_keeps_the_partial_reply(
     assert response.status_code == 200
     events = sse_events(response.data)
     assert events[:2] == [{"type": "token", "token": "one "}, {"type": "token", "token": "two "}]
-    assert len(events) == 3 and events[2]["type"] == "error" and events[2]["code"] == "provider_error"
-    assert "crashed" not in events[2]["error"]
+    assert len(events) == 3 and events[2]["type"] == "error" and events[2]["error"]["code"] == "provider_error"
+    assert set(events[2]["error"]) == {"code", "message", "details"} and "crashed" not in events[2]["error"]["message"]
     user_row, assistant_row = rows(db_session, conversation["id"])
     assert assistant_row.content == "one two "
-    assert assistant_row.meta["partial"] is True and assistant_row.meta["reason"] == "upstream_error"
+    assert assistant_row.meta["partial"] is True and assistant_row.meta["reason"] == "provider_error"
 
 
 def test_stall_mid_stream_is_a_timeout_event(client, user, conversation, fake_llm, db_session):
@@ -105,9 +106,10 @@ def test_stall_mid_stream_is_a_timeout_event(client, user, conversation, fake_ll
                                     json={"content": "Hi there"}, headers=user.headers).data)
 
     assert events == [{"type": "token", "token": "one "},
-                      {"type": "error", "code": "provider_timeout", "error": "The model provider timed out."}]
+                      {"type": "error", "error": {"code": "provider_timeout", "message": "The model provider timed out.",
+                                                  "details": {}}}]
     assistant_row = rows(db_session, conversation["id"])[-1]
-    assert assistant_row.content == "one " and assistant_row.meta["reason"] == "upstream_timeout"
+    assert assistant_row.content == "one " and assistant_row.meta["reason"] == "provider_timeout"
 
 
 @pytest.mark.parametrize("app_overrides", [{"SSE_HEARTBEAT_SECONDS": "0.1"}])

@@ -6,7 +6,8 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from app.models import Conversation, Message, MessageRole
-from tests.chat.conftest import OLLAMA_MODEL, OPENAI_MODEL, sse_events
+from tests.chat.conftest import OLLAMA_MODEL, OPENAI_MODEL
+from tests.support.sse import parse_sse as sse_events
 from tests.fakes.llm_provider import Script
 
 
@@ -35,14 +36,18 @@ def test_streamed_reply_through_each_provider(client, user, conversation, fake_l
                           {"type": "token", "token": " !"}]
     end = events[3]
     assert len(events) == 4 and end["type"] == "end"
-    assert end["message"]["role"] == "assistant" and end["message"]["content"] == "Bonjour !"
-    assert end["usage"] == {"promptTokens": 12, "completionTokens": 3, "totalTokens": 15, "estimated": False}
+    assert end["message"]["role"] == "ASSISTANT" and end["message"]["content"] == "Bonjour !"
+    assert end["usage"] == {"promptTokens": 12, "completionTokens": 3, "totalTokens": 15, "estimated": False,
+                            "method": "reported"}
     assert fake_llm.last_request.stream and fake_llm.last_request.body["model"] == model
 
     [row] = assistant_rows(db_session, conversation["id"])
     assert row.id == end["message"]["id"] and row.content == "Bonjour !"
     assert row.meta["provider"] == provider and row.meta["model"] == model
     assert row.meta["usage"] == end["usage"] and row.meta["finishReason"] == "stop" and "partial" not in row.meta
+    # The end event carries the message exactly as GET /conversations/<id> (and POST .../messages) shows it.
+    listed = client.get(f"/conversations/{conversation['id']}", headers=user.headers).get_json()["messages"]
+    assert end["message"] == listed[-1] and set(end["message"]) == {"id", "role", "content", "meta", "createdAt"}
     assert row.meta["timings"]["timeToFirstTokenMs"] is not None
     assert row.meta["timings"]["totalMs"] >= row.meta["timings"]["timeToFirstTokenMs"]
     conversation_row = db_session.get(Conversation, conversation["id"])
@@ -50,13 +55,15 @@ def test_streamed_reply_through_each_provider(client, user, conversation, fake_l
 
 
 @pytest.mark.parametrize("model", [OLLAMA_MODEL, OPENAI_MODEL])
-def test_streams_without_usage_get_an_estimate(client, user, conversation, fake_llm, db_session, model):
-    fake_llm.script = Script(tokens=["abcd", "efgh", "ij"], report_usage=False)
+def test_streams_without_usage_count_their_chunks(client, user, conversation, fake_llm, db_session, model):
+    # Single-character tokens, as real servers stream them: 7 chunks are 7 tokens, not 7 characters / 4.
+    fake_llm.script = Script(tokens=list("Bonjour"), report_usage=False)
 
     end = sse_events(stream(client, user, conversation["id"], content="x" * 20, model=model).data)[-1]
 
-    assert end["usage"] == {"promptTokens": 9, "completionTokens": 3, "totalTokens": 12, "estimated": True}
-    assert assistant_rows(db_session, conversation["id"])[0].meta["usage"]["estimated"] is True
+    assert end["usage"] == {"promptTokens": 9, "completionTokens": 7, "totalTokens": 16, "estimated": True,
+                            "method": "chunks"}
+    assert assistant_rows(db_session, conversation["id"])[0].meta["usage"] == end["usage"]
 
 
 @pytest.mark.parametrize("app_overrides", [{"SSE_HEARTBEAT_SECONDS": "0.1"}])

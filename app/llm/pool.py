@@ -1,28 +1,19 @@
-"""Provider clients, and the per-process pool that hands them out."""
+"""The provider kinds, and the per-process pool that hands out one client per upstream."""
 from __future__ import annotations
 
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING
 
-from .base import (ChatProvider, Completion, GenerationOptions, ProviderError, ProviderStream,
-                   ProviderTimeout, Timeouts, Usage)
+from .http import ChatProvider
 from .ollama import OllamaProvider
 from .openai import OpenAIProvider
-
-if TYPE_CHECKING:
-    from ..catalogue import ModelSpec
+from .types import ModelSpec
 
 PROVIDER_KINDS: dict[str, type[ChatProvider]] = {
     OllamaProvider.kind: OllamaProvider,
     OpenAIProvider.kind: OpenAIProvider,
 }
-
-__all__ = [
-    "PROVIDER_KINDS", "ChatProvider", "Completion", "GenerationOptions", "ProviderError",
-    "ProviderPool", "ProviderStream", "ProviderTimeout", "Timeouts", "Usage",
-]
 
 
 class ProviderPool:

@@ -9,26 +9,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..conversations.service import get_visible, touch
-from ..errors import ApiError
+from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, ProviderPool
 from ..models import Conversation, Message, MessageRole
-from .catalogue import Catalogue, ModelSpec
-from .context import PastMessage, build_prompt, estimate_tokens, history_limit, prompt_tokens
-from .providers import GenerationOptions, ProviderError, ProviderPool, ProviderTimeout
-from .providers import Usage as ReportedUsage
+from .context import PastMessage, build_prompt, history_limit
+from .replies import reply_meta, reply_usage
 from .telemetry import CompletionTelemetry
 
 log = logging.getLogger(__name__)
 
 PROMPT_ROLES = {MessageRole.SYSTEM: "system", MessageRole.USER: "user", MessageRole.ASSISTANT: "assistant"}
-
-
-def provider_failure(exc: ProviderError) -> ApiError:
-    code = "provider_timeout" if isinstance(exc, ProviderTimeout) else "provider_error"
-    return ApiError(exc.status, code, exc.message)
-
-
-def outcome_of(exc: ProviderError) -> str:
-    return "timeout" if isinstance(exc, ProviderTimeout) else "provider_error"
 
 
 @dataclass(frozen=True)
@@ -40,21 +29,6 @@ class Turn:
     model: ModelSpec
     options: GenerationOptions
     prompt: list[dict[str, str]]
-
-
-@dataclass(frozen=True)
-class ReplyUsage:
-    prompt_tokens: int
-    completion_tokens: int
-    estimated: bool
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def as_meta(self) -> dict[str, Any]:
-        return {"promptTokens": self.prompt_tokens, "completionTokens": self.completion_tokens,
-                "totalTokens": self.total_tokens, "estimated": self.estimated}
 
 
 def start_turn(*, session: Session, catalogue: Catalogue, context_budget: int,
@@ -88,38 +62,18 @@ def complete_turn(*, session: Session, providers: ProviderPool, turn: Turn) -> d
         completion = providers.client_for(turn.model).complete(
             model=turn.model.upstream_model, messages=turn.prompt, options=turn.options,
             timeouts=turn.model.timeouts)
-        usage = reply_usage(turn, completion.content, completion.usage)
-        meta = reply_meta(turn, usage, completion.finish_reason, telemetry.timings())
+        usage = reply_usage(turn.prompt, completion.content, completion.usage)
+        meta = reply_meta(turn.model, usage, completion.finish_reason, telemetry.timings())
         assistant = store_reply(session=session, turn=turn, content=completion.content, meta=meta)
     except ProviderError as exc:
-        telemetry.finish(outcome_of(exc))
-        raise provider_failure(exc) from None
+        telemetry.finish(exc.outcome)
+        raise
     except BaseException:
         telemetry.finish("internal_error")
         raise
-    telemetry.finish("success", prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
+    telemetry.finish("success", usage=usage)
     return {"conversation_id": turn.conversation_id, "user_message": turn.user_message,
             "assistant_message": assistant, "usage": usage}
-
-
-def reply_usage(turn: Turn, content: str, reported: ReportedUsage | None) -> ReplyUsage:
-    if reported is not None:
-        return ReplyUsage(reported.prompt_tokens, reported.completion_tokens, estimated=False)
-    return ReplyUsage(prompt_tokens(turn.prompt), estimate_tokens(content), estimated=True)
-
-
-def reply_meta(turn: Turn, usage: ReplyUsage, finish_reason: str | None, timings: dict[str, Any],
-               partial_reason: str | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "model": turn.model.name,
-        "provider": turn.model.provider,
-        "finishReason": finish_reason,
-        "usage": usage.as_meta(),
-        "timings": timings,
-    }
-    if partial_reason:
-        meta.update(partial=True, reason=partial_reason)
-    return meta
 
 
 def store_reply(*, session: Session, turn: Turn, content: str, meta: dict[str, Any]) -> Message | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .base import (ChatProvider, Completion, GenerationOptions, ProviderError, StreamPiece, Usage,
-                   parse_json_line)
+from .errors import ProviderError
+from .http import ChatProvider, parse_json_line
+from .types import Completion, GenerationOptions, StreamPiece, Usage
 
 log = logging.getLogger(__name__)
 

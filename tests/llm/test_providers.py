@@ -3,8 +3,9 @@ import time
 
 import pytest
 
-from app.chat.providers import (GenerationOptions, OllamaProvider, OpenAIProvider, ProviderError,
-                                ProviderTimeout, Timeouts)
+from app.llm import GenerationOptions, ProviderError, ProviderTimeout, Timeouts
+from app.llm.ollama import OllamaProvider
+from app.llm.openai import OpenAIProvider
 from tests.fakes.llm_provider import Script, closed_port_url
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
@@ -150,7 +151,7 @@ def test_hang_before_answer_is_a_timeout(provider, fake_llm, call):
         call(provider, timeouts=Timeouts(connect=1, read=0.3))
 
     assert time.monotonic() - started < 2
-    assert caught.value.status == 504 and caught.value.reason == "upstream_timeout"
+    assert caught.value.status == 504 and caught.value.code == "provider_timeout"
 
 
 def test_stall_mid_stream_is_a_timeout(provider, fake_llm):

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,7 +33,8 @@ import yaml
 
 from ..config import ConfigError, Settings
 from ..errors import ApiError
-from .providers import PROVIDER_KINDS, Timeouts
+from .pool import PROVIDER_KINDS
+from .types import ModelSpec, Timeouts
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 OPENAI_DEFAULT_MODELS = "gpt-4o-mini"
@@ -49,16 +49,6 @@ class UnknownModel(ApiError):
     def __init__(self, name: str, accepted: list[str]):
         super().__init__(400, "unknown_model", f"Model {name!r} is not available; use one of: {', '.join(accepted)}",
                          {"model": [f"Not one of: {', '.join(accepted)}."], "acceptedModels": accepted})
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    provider: str
-    base_url: str
-    upstream_model: str
-    timeouts: Timeouts
-    api_key: str | None = field(default=None, repr=False)
 
 
 class Catalogue:

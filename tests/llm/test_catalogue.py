@@ -2,8 +2,7 @@ import json
 
 import pytest
 
-from app.chat.catalogue import CatalogueError, load_catalogue
-from app.chat.providers import Timeouts
+from app.llm import CatalogueError, Timeouts, load_catalogue
 from app.config import Settings
 
 

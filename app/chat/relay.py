@@ -1,0 +1,91 @@
+"""The relay: reads one provider stream in a thread of its own and hands its events over through a queue.
+
+Reading in another thread lets the response send SSE heartbeats while the
+model is silent (loading, say), and lets a client that leaves interrupt a
+read that is blocked on the provider.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..llm.stream import ProviderStream
+from ..llm.types import Usage
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+    at: float
+
+
+@dataclass(frozen=True)
+class End:
+    usage: Usage | None
+    finish_reason: str | None
+
+
+@dataclass(frozen=True)
+class Failure:
+    error: BaseException  # a ProviderError, or our own bug
+
+
+class Relay:
+    """Reads one provider stream in a thread and hands its events over through a queue."""
+
+    def __init__(self, open_stream: Callable[[], ProviderStream]):
+        self._open_stream = open_stream
+        self._events: queue.SimpleQueue[Token | End | Failure] = queue.SimpleQueue()
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._stream: ProviderStream | None = None
+        self._thread = threading.Thread(target=self._run, name="chat-relay", daemon=True)
+
+    def start(self) -> Relay:
+        self._thread.start()
+        return self
+
+    def next(self, timeout: float) -> Token | End | Failure | None:
+        """The next event, or None if nothing came within `timeout` seconds."""
+        try:
+            return self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def received(self) -> list[Token]:
+        """Tokens already read from the provider but not yet handed over; does not wait."""
+        tokens = []
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return tokens
+            if isinstance(event, Token):
+                tokens.append(event)
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        with self._lock:
+            stream = self._stream
+        if stream is not None:
+            stream.interrupt()
+
+    def _run(self) -> None:
+        try:
+            stream = self._open_stream()
+            with self._lock:
+                self._stream = stream
+                cancelled = self._cancelled.is_set()
+            with stream:
+                if cancelled:
+                    return
+                for text in stream:
+                    if self._cancelled.is_set():
+                        return
+                    self._events.put(Token(text, time.monotonic()))
+                self._events.put(End(stream.usage, stream.finish_reason))
+        except Exception as exc:  # a ProviderError, or a bug the response will log and report
+            self._events.put(Failure(exc))

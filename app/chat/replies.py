@@ -1,0 +1,41 @@
+"""What is stored with an assistant message: its usage (reported or counted) and its meta."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..llm import ModelSpec, Usage
+from ..llm.types import COUNTED_BY_CHARACTERS, COUNTED_BY_CHUNKS
+from .context import estimate_tokens, prompt_tokens
+from .schemas import UsageSchema
+
+_usage_schema = UsageSchema()
+
+
+def reply_usage(prompt: list[dict[str, str]], content: str, reported: Usage | None, *,
+                chunks: int | None = None) -> Usage:
+    """The provider's usage when it reported one; otherwise counted here and marked estimated.
+
+    A streamed reply is counted by its content chunks, one token each on
+    llama.cpp, vLLM and Ollama; a whole reply can only be estimated from its
+    characters. The prompt is always estimated from characters.
+    """
+    if reported is not None:
+        return reported
+    if chunks is not None:
+        return Usage(prompt_tokens(prompt), chunks, estimated=True, method=COUNTED_BY_CHUNKS)
+    return Usage(prompt_tokens(prompt), estimate_tokens(content), estimated=True, method=COUNTED_BY_CHARACTERS)
+
+
+def reply_meta(model: ModelSpec, usage: Usage, finish_reason: str | None, timings: dict[str, Any],
+               partial_reason: str | None = None) -> dict[str, Any]:
+    """The assistant message's meta; `usage` has the same shape as in every API response."""
+    meta: dict[str, Any] = {
+        "model": model.name,
+        "provider": model.provider,
+        "finishReason": finish_reason,
+        "usage": _usage_schema.dump(usage),
+        "timings": timings,
+    }
+    if partial_reason:
+        meta.update(partial=True, reason=partial_reason)
+    return meta

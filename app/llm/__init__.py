@@ -1,0 +1,35 @@
+"""The model layer: which models exist (the catalogue) and how to talk to the servers behind them.
+
+Features above it (conversations, chat, health) ask `get_llm()` for both;
+nothing here knows about conversations, users or HTTP routes of our own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+
+from .catalogue import Catalogue, CatalogueError, UnknownModel, load_catalogue
+from .errors import ProviderError, ProviderTimeout
+from .pool import ProviderPool
+from .types import Completion, GenerationOptions, ModelSpec, Timeouts, Usage
+
+__all__ = [
+    "LLM", "Catalogue", "CatalogueError", "load_catalogue", "Completion", "GenerationOptions", "ModelSpec", "ProviderError",
+    "ProviderPool", "ProviderTimeout", "Timeouts", "UnknownModel", "Usage", "get_llm", "init_app",
+]
+
+
+@dataclass(frozen=True)
+class LLM:
+    catalogue: Catalogue
+    providers: ProviderPool
+
+
+def init_app(app: Flask) -> None:
+    # A bad catalogue stops the app here, with the reason.
+    app.extensions["llm"] = LLM(catalogue=load_catalogue(app.config["SETTINGS"]), providers=ProviderPool())
+
+
+def get_llm() -> LLM:
+    return current_app.extensions["llm"]

@@ -1,0 +1,49 @@
+"""Provider failures, each with one name used everywhere: HTTP status, API code, metric outcome.
+
+The API code is also what a partial reply stores as `meta.reason`, so a client,
+a log line and a dashboard all speak of the same failure the same way. The
+message is safe to show to API clients; the upstream's own error text only
+goes to the log.
+"""
+from __future__ import annotations
+
+import requests
+from urllib3.exceptions import ReadTimeoutError
+
+from ..errors import ApiError
+
+
+class ProviderError(ApiError):
+    """The provider was unreachable, or answered with an error."""
+
+    status = 502
+    code = "provider_error"
+    outcome = "provider_error"  # the chat_completions_total{outcome} label value
+    default_message = "The model provider failed to answer."
+
+    def __init__(self, message: str | None = None):
+        super().__init__(self.status, self.code, message or self.default_message)
+
+
+class ProviderTimeout(ProviderError):
+    """The provider took longer than one of its deadlines."""
+
+    status = 504
+    code = "provider_timeout"
+    outcome = "timeout"
+    default_message = "The model provider timed out."
+
+
+def translate(exc: requests.RequestException) -> ProviderError:
+    # requests reports a read timeout in the middle of a body as a ConnectionError
+    # wrapping urllib3's ReadTimeoutError, and a connect timeout as a Timeout:
+    # only the first two are the provider being slow, the last is it being away.
+    if isinstance(exc, requests.ConnectTimeout):
+        return ProviderError("The model provider is unreachable.")
+    if isinstance(exc, requests.Timeout) or (
+        exc.args and isinstance(exc.args[0], ReadTimeoutError)
+    ):
+        return ProviderTimeout()
+    if isinstance(exc, requests.ConnectionError):
+        return ProviderError("The model provider is unreachable or closed the connection.")
+    return ProviderError()

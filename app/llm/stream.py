@@ -1,0 +1,77 @@
+"""A streamed reply as an iterator of text deltas, closable from another thread."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+import requests
+
+from .errors import ProviderError, translate
+from .types import StreamPiece, Usage
+
+log = logging.getLogger(__name__)
+
+
+class ProviderStream:
+    """Text deltas of one streamed reply; `usage` and `finish_reason` are set when it ends.
+
+    Closing it closes the upstream HTTP response, which is how a client that
+    went away stops the provider's work.
+    """
+
+    def __init__(self, response: requests.Response, parse_line: Callable[[str], StreamPiece | None]):
+        self._response = response
+        self._parse_line = parse_line
+        self._deltas = self._read()
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.completed = False
+
+    def __iter__(self) -> Iterator[str]:
+        return self._deltas
+
+    def _read(self) -> Iterator[str]:
+        try:
+            for line in self._response.iter_lines(chunk_size=None, decode_unicode=False):
+                if self.completed:
+                    continue  # drain to the end so the connection goes back to the pool
+                try:
+                    piece = self._parse_line(line.decode("utf-8", errors="replace"))
+                except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+                    log.warning("unreadable stream line: %r", line[:200])
+                    raise ProviderError("The model provider sent an unreadable answer.") from None
+                if piece is None:
+                    continue
+                if piece.usage is not None:
+                    self.usage = piece.usage
+                if piece.finish_reason is not None:
+                    self.finish_reason = piece.finish_reason
+                if piece.text:
+                    yield piece.text
+                if piece.done:
+                    self.completed = True
+        except requests.RequestException as exc:
+            raise translate(exc) from None
+        finally:
+            self._response.close()
+        # Some OpenAI-compatible servers end with a finish_reason but no [DONE]: the reply is whole all the same.
+        if not self.completed and self.finish_reason is None:
+            raise ProviderError("The model provider ended the reply early.")
+        self.completed = True
+
+    def interrupt(self) -> None:
+        """Unblock a read waiting in another thread; `close()` must still follow."""
+        try:
+            self._response.raw.shutdown()
+        except (AttributeError, ValueError, RuntimeError, OSError):
+            pass  # already released, or a transport without sockets
+
+    def close(self) -> None:
+        self._deltas.close()
+        self._response.close()
+
+    def __enter__(self) -> ProviderStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
