@@ -10,6 +10,8 @@ from tests.support.databases import PrivatePostgres, postgres_available, sqlite_
 
 TEST_SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# scrypt at N = 2**10 instead of 2**15: the same algorithm and checks, a thirtieth of the time.
+TEST_HASH_COST = "10"
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +41,22 @@ def database_url(request, tmp_path):
     return database.url
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_database_url(request, tmp_path_factory):
+    """A clean, migrated database shared by one module's tests, for a server started once per module.
+
+    PostgreSQL gets a private database of its own, so function-scoped tests elsewhere never truncate it.
+    """
+    if request.param == "sqlite":
+        yield sqlite_copy(request.getfixturevalue("_sqlite_template"), tmp_path_factory.mktemp("module-db"))
+        return
+    request.getfixturevalue("_postgres")  # fails in CI, skips elsewhere, when PostgreSQL is not there
+    database = PrivatePostgres()
+    database.create()
+    yield database.url
+    database.drop()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_database_url(request, tmp_path):
     """A database with no tables at all, for migration and first-start tests."""
@@ -55,7 +73,8 @@ def empty_database_url(request, tmp_path):
 @pytest.fixture
 def app_config(database_url):
     """Environment-style settings for the app under test; override in a module to change them."""
-    return {"DATABASE_URL": database_url, "APP_ENV": "test", "JWT_SECRET_KEY": TEST_SECRET, "LOG_LEVEL": "WARNING"}
+    return {"DATABASE_URL": database_url, "APP_ENV": "test", "JWT_SECRET_KEY": TEST_SECRET, "LOG_LEVEL": "WARNING",
+            "PASSWORD_HASH_COST": TEST_HASH_COST}
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from tests.fakes.llm_provider import Script
-from tests.support.gateway import MODEL, gateway, logged_in, new_conversation, stream_events
+from tests.support.gateway import MODEL, gateway, logged_in
 from tests.support.metrics import scrape
 from tests.support.servers import wait_until
 
@@ -15,14 +15,20 @@ pytestmark = pytest.mark.slow
 STREAM_ROUTE = "/conversations/<id>/stream"
 
 
-def test_a_20_token_stream_is_timed_to_its_last_byte(tmp_path, database_url, fake_llm):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, module_database_url, _fake_llm_server):
+    """One three-worker gateway for the tests that read metric deltas; each test brings its own user."""
+    with gateway(tmp_path_factory.mktemp("gateway"), _fake_llm_server, database_url=module_database_url) as server:
+        yield server
+
+
+def test_a_20_token_stream_is_timed_to_its_last_byte(server, fake_llm):
     fake_llm.script = Script(tokens=[f"w{i} " for i in range(20)], first_token_delay=0.1, token_delay=0.1)
-    with gateway(tmp_path, fake_llm, database_url=database_url) as server:
-        http = logged_in(server)
-        conversation = new_conversation(http, server)
-        before = scrape(server.metrics_url)
-        events = stream_events(http, server, conversation)
-        after = scrape(server.metrics_url)
+    http = logged_in(server)
+    conversation = http.conversation()
+    before = scrape(server.metrics_url)
+    events = http.stream_events(conversation)
+    after = scrape(server.metrics_url)
 
     assert [e["type"] for e in events] == ["token"] * 20 + ["end"]
 
@@ -45,22 +51,21 @@ def test_a_20_token_stream_is_timed_to_its_last_byte(tmp_path, database_url, fak
     assert 0.09 <= delta("chat_time_per_output_token_seconds_sum", model=MODEL) < 0.2
 
 
-def test_token_counters_equal_the_usage_stored_in_assistant_messages(tmp_path, database_url, fake_llm):
+def test_token_counters_equal_the_usage_stored_in_assistant_messages(server, fake_llm):
     fake_llm.queue(
         Script(tokens=["a", "b", "c"], prompt_tokens=11, completion_tokens=3),
         Script(tokens=["abcd", "efgh"], report_usage=False),
         Script(tokens=["x"] * 5, prompt_tokens=7, completion_tokens=5),
     )
-    with gateway(tmp_path, fake_llm, database_url=database_url) as server:
-        http = logged_in(server)
-        conversation = new_conversation(http, server)
-        before = scrape(server.metrics_url)
-        stream_events(http, server, conversation)
-        stream_events(http, server, conversation, content="estimate me")
-        reply = http.post(f"{server.url}/conversations/{conversation}/messages", json={"content": "whole"}, timeout=30)
-        assert reply.status_code == 200
-        after = scrape(server.metrics_url)
-        messages = http.get(f"{server.url}/conversations/{conversation}", timeout=10).json()["messages"]
+    http = logged_in(server)
+    conversation = http.conversation()
+    before = scrape(server.metrics_url)
+    http.stream_events(conversation)
+    http.stream_events(conversation, content="estimate me")
+    reply = http.post(f"{server.url}/conversations/{conversation}/messages", json={"content": "whole"}, timeout=30)
+    assert reply.status_code == 200
+    after = scrape(server.metrics_url)
+    messages = http.get(f"{server.url}/conversations/{conversation}", timeout=10).json()["messages"]
 
     stored = [m["meta"]["usage"] for m in messages if m["role"] == "ASSISTANT"]
     assert len(stored) == 3 and any(u["estimated"] for u in stored)
@@ -70,19 +75,38 @@ def test_token_counters_equal_the_usage_stored_in_assistant_messages(tmp_path, d
         assert counted == sum(u[key] for u in stored) > 0
 
 
-def test_invented_model_names_never_become_series(tmp_path, database_url, fake_llm):
-    with gateway(tmp_path, fake_llm, database_url=database_url, workers=2) as server:
-        http = logged_in(server)
-        conversation = new_conversation(http, server)
-        stream_events(http, server, conversation)  # the real model's series exist
-        before = scrape(server.metrics_url)
-        for _ in range(40):
-            invented = f"made-up-{uuid.uuid4().hex}"
-            for path in ("messages", "stream"):
-                response = http.post(f"{server.url}/conversations/{conversation}/{path}",
-                                     json={"content": "hi", "model": invented}, timeout=10)
-                assert response.status_code == 400 and response.json()["error"]["code"] == "unknown_model"
-        after = scrape(server.metrics_url)
+def test_streams_without_usage_are_counted_by_their_chunks(server, fake_llm):
+    # As llama.cpp's server streams: one character per chunk, no usage at all.
+    fake_llm.script = Script(tokens=list("abcdefghijklmnopqrstuvwxyz"), token_delay=0.05, report_usage=False)
+    http = logged_in(server)
+    conversation = http.conversation()
+    before = scrape(server.metrics_url)
+    end = http.stream_events(conversation)[-1]
+    after = scrape(server.metrics_url)
+
+    def delta(name, **labels):
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    assert end["usage"]["completionTokens"] == 26 and end["usage"]["method"] == "chunks"
+    assert http.messages(conversation)[-1]["meta"]["usage"] == end["usage"]
+    assert delta("chat_completion_tokens_total", model=MODEL, type="completion") == 26
+    assert delta("chat_completion_usage_source_total", model=MODEL, source="chunks") == 1
+    assert delta("chat_time_per_output_token_seconds_count", model=MODEL) == 1
+    assert 0.045 <= delta("chat_time_per_output_token_seconds_sum", model=MODEL) <= 0.055
+
+
+def test_invented_model_names_never_become_series(server, fake_llm):
+    http = logged_in(server)
+    conversation = http.conversation()
+    http.stream_events(conversation)  # the real model's series exist
+    before = scrape(server.metrics_url)
+    for _ in range(40):
+        invented = f"made-up-{uuid.uuid4().hex}"
+        for path in ("messages", "stream"):
+            response = http.post(f"{server.url}/conversations/{conversation}/{path}",
+                                 json={"content": "hi", "model": invented}, timeout=10)
+            assert response.status_code == 400 and response.json()["error"]["code"] == "unknown_model"
+    after = scrape(server.metrics_url)
 
     def model_series(samples):
         return {key for key in samples if any(name == "model" for name, _ in key[1])}
@@ -97,8 +121,8 @@ def test_a_saturated_gateway_still_answers_scrapes_within_a_second(tmp_path, dat
     with gateway(tmp_path, fake_llm, database_url=database_url, workers=workers, threads=threads) as server:
         # gthread workers accept more connections than they have threads, so send three times as many
         # streams as there are threads: then every thread of every worker is busy.
-        clients = [logged_in(server, f"streamer{i}@example.com") for i in range(3 * workers * threads)]
-        streams = [threading.Thread(target=stream_events, args=(http, server, new_conversation(http, server)))
+        clients = [logged_in(server) for _ in range(3 * workers * threads)]
+        streams = [threading.Thread(target=http.stream_events, args=(http.conversation(),))
                    for http in clients]
         for thread in streams:
             thread.start()
@@ -118,26 +142,25 @@ def test_a_saturated_gateway_still_answers_scrapes_within_a_second(tmp_path, dat
     assert samples.value("http_requests_in_flight") == workers * threads
 
 
-def test_a_client_leaving_mid_stream_is_counted_once_with_the_time_it_stayed(tmp_path, database_url, fake_llm):
+def test_a_client_leaving_mid_stream_is_counted_once_with_the_time_it_stayed(server, fake_llm):
     fake_llm.script = Script(tokens=[f"t{i} " for i in range(100)], token_delay=0.1)
-    with gateway(tmp_path, fake_llm, database_url=database_url) as server:
-        http = logged_in(server)
-        conversation = new_conversation(http, server)
-        before = scrape(server.metrics_url)
-        started = time.monotonic()
-        with http.post(f"{server.url}/conversations/{conversation}/stream", json={"content": "go"},
-                       stream=True, timeout=30) as response:
-            seen = 0
-            for line in response.iter_lines():
-                seen += line.startswith(b"data: ")
-                if seen == 10:
-                    break
-        stayed = time.monotonic() - started
-        labels = {"method": "POST", "route": STREAM_ROUTE, "status_code": "200"}
-        wait_until(lambda: scrape(server.metrics_url).value("http_requests_total", **labels)
-                   > before.value("http_requests_total", **labels), timeout=5, what="the request to be counted")
-        time.sleep(0.5)  # anything counted twice would show up by now
-        after = scrape(server.metrics_url)
+    http = logged_in(server)
+    conversation = http.conversation()
+    before = scrape(server.metrics_url)
+    started = time.monotonic()
+    with http.post(f"{server.url}/conversations/{conversation}/stream", json={"content": "go"},
+                   stream=True, timeout=30) as response:
+        seen = 0
+        for line in response.iter_lines():
+            seen += line.startswith(b"data: ")
+            if seen == 10:
+                break
+    stayed = time.monotonic() - started
+    labels = {"method": "POST", "route": STREAM_ROUTE, "status_code": "200"}
+    wait_until(lambda: scrape(server.metrics_url).value("http_requests_total", **labels)
+               > before.value("http_requests_total", **labels), timeout=5, what="the request to be counted")
+    time.sleep(0.5)  # anything counted twice would show up by now
+    after = scrape(server.metrics_url)
 
     def delta(name, **more):
         return after.value(name, **more) - before.value(name, **more)

@@ -106,6 +106,7 @@ class Gunicorn(ManagedProcess):
             "WEB_CONCURRENCY": str(workers),
             "GUNICORN_THREADS": str(threads),
             "LOG_LEVEL": "INFO",
+            "PASSWORD_HASH_COST": "10",  # the same scrypt, cheaper: see tests/conftest.py
             **(env or {}),
         }
 
