@@ -104,6 +104,7 @@ class Settings:
     models_file: str = _setting("MODELS_FILE", "")
     provider_connect_timeout: float = _setting("PROVIDER_CONNECT_TIMEOUT", 5.0, _float, low=0.1, high=600)
     provider_read_timeout: float = _setting("PROVIDER_READ_TIMEOUT", 120.0, _float, low=0.1, high=3600)
+    provider_total_timeout: float = _setting("PROVIDER_TOTAL_TIMEOUT", 600.0, _float, low=0.1, high=24 * 3600)
     context_token_budget: int = _setting("CONTEXT_TOKEN_BUDGET", 4000, _int, low=100, high=2_000_000)
     heartbeat_seconds: float = _setting("SSE_HEARTBEAT_SECONDS", 10.0, _float, low=0.05, high=300)
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..llm.calls import UpstreamCall
 from ..llm.stream import ProviderStream
 from ..llm.types import Usage
 
@@ -36,12 +37,11 @@ class Failure:
 class Relay:
     """Reads one provider stream in a thread and hands its events over through a queue."""
 
-    def __init__(self, open_stream: Callable[[], ProviderStream]):
+    def __init__(self, open_stream: Callable[[UpstreamCall], ProviderStream], total_seconds: float | None):
         self._open_stream = open_stream
         self._events: queue.SimpleQueue[Token | End | Failure] = queue.SimpleQueue()
-        self._cancelled = threading.Event()
-        self._lock = threading.Lock()
-        self._stream: ProviderStream | None = None
+        # Created here, not in the thread, so cancel() reaches the socket from the first byte on.
+        self._call = UpstreamCall(total_seconds)
         self._thread = threading.Thread(target=self._run, name="chat-relay", daemon=True)
 
     def start(self) -> Relay:
@@ -67,25 +67,17 @@ class Relay:
                 tokens.append(event)
 
     def cancel(self) -> None:
-        self._cancelled.set()
-        with self._lock:
-            stream = self._stream
-        if stream is not None:
-            stream.interrupt()
+        """Stop reading: shuts the upstream socket, whether the provider has answered yet or not."""
+        self._call.cancel()
 
     def _run(self) -> None:
         try:
-            stream = self._open_stream()
-            with self._lock:
-                self._stream = stream
-                cancelled = self._cancelled.is_set()
-            with stream:
-                if cancelled:
-                    return
+            with self._open_stream(self._call) as stream:
                 for text in stream:
-                    if self._cancelled.is_set():
+                    if self._call.abandoned:
                         return
                     self._events.put(Token(text, time.monotonic()))
                 self._events.put(End(stream.usage, stream.finish_reason))
         except Exception as exc:  # a ProviderError, or a bug the response will log and report
-            self._events.put(Failure(exc))
+            if not self._call.abandoned:
+                self._events.put(Failure(exc))

@@ -9,9 +9,8 @@ one `error` carrying the JSON error contract.
 A client that leaves shows up as the WSGI server closing our generator
 (GeneratorExit at a `yield`): the relay is then cancelled, which shuts the
 upstream socket so its HTTP request ends at once, and the text generated so
-far is stored as a partial reply. One exception: while the provider has not
-even sent its response headers there is no socket to shut yet, and the relay
-lets go once they arrive or the read timeout passes.
+far is stored as a partial reply. This works before the provider has sent its
+response headers too: the socket is shut, not the response.
 """
 from __future__ import annotations
 
@@ -44,8 +43,9 @@ def start_stream(*, providers: ProviderPool, db_sessions: sessionmaker[Session],
                  heartbeat_seconds: float) -> Response:
     client = providers.client_for(turn.model)
     telemetry = CompletionTelemetry(turn.model.name, streaming=True)
-    relay = Relay(lambda: client.stream(model=turn.model.upstream_model, messages=turn.prompt,
-                                        options=turn.options, timeouts=turn.model.timeouts)).start()
+    relay = Relay(lambda call: client.stream(model=turn.model.upstream_model, messages=turn.prompt,
+                                             options=turn.options, timeouts=turn.model.timeouts, call=call),
+                  total_seconds=turn.model.timeouts.total).start()
     first = relay.next(timeout=heartbeat_seconds)
     if isinstance(first, Failure):
         telemetry.finish(first.error.outcome if isinstance(first.error, ProviderError) else "internal_error")

@@ -18,7 +18,8 @@ environment variable that holds its key (`api_key_env`).
         upstream_model: Qwen/Qwen2.5-7B-Instruct
         api_key_env: VLLM_API_KEY
         connect_timeout: 3
-        read_timeout: 300
+        read_timeout: 300           # idle: the longest silence before headers or between chunks
+        total_timeout: 900          # the whole call
 """
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ from .types import ModelSpec, Timeouts
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 OPENAI_DEFAULT_MODELS = "gpt-4o-mini"
-_ENTRY_KEYS = {"provider", "base_url", "upstream_model", "api_key_env", "connect_timeout", "read_timeout"}
+_ENTRY_KEYS = {"provider", "base_url", "upstream_model", "api_key_env", "connect_timeout", "read_timeout",
+               "total_timeout"}
 
 
 class CatalogueError(ConfigError):
@@ -82,7 +84,8 @@ class Catalogue:
 
 
 def load_catalogue(settings: Settings, environ: Mapping[str, str] = os.environ) -> Catalogue:
-    timeouts = Timeouts(connect=settings.provider_connect_timeout, read=settings.provider_read_timeout)
+    timeouts = Timeouts(connect=settings.provider_connect_timeout, read=settings.provider_read_timeout,
+                        total=settings.provider_total_timeout)
     if settings.models_file:
         return _from_file(Path(settings.models_file), settings.default_model, timeouts, environ)
     return _from_settings(settings, timeouts)
@@ -145,6 +148,7 @@ def _entry(name: str, entry: Any, timeouts: Timeouts, environ: Mapping[str, str]
         timeouts=Timeouts(
             connect=_positive(entry.get("connect_timeout", timeouts.connect), f"{where}: connect_timeout"),
             read=_positive(entry.get("read_timeout", timeouts.read), f"{where}: read_timeout"),
+            total=_positive(entry.get("total_timeout", timeouts.total), f"{where}: total_timeout"),
         ),
         api_key=api_key,
     )

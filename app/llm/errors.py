@@ -34,7 +34,20 @@ class ProviderTimeout(ProviderError):
     default_message = "The model provider timed out."
 
 
-def translate(exc: requests.RequestException) -> ProviderError:
+def cut_short(call) -> ProviderError | None:
+    """Why the gateway cut an UpstreamCall short, if it did: its deadline, or the client leaving."""
+    if call is not None and call.expired:
+        return ProviderTimeout("The model provider did not finish within the deadline.")
+    if call is not None and call.cancelled:
+        return ProviderError("The upstream call was cancelled.")
+    return None
+
+
+def translate(exc: requests.RequestException, call=None) -> ProviderError:
+    """What a failed request means for the client; `call` (an UpstreamCall) knows if we cut it short."""
+    reason = cut_short(call)
+    if reason is not None:
+        return reason
     # requests reports a read timeout in the middle of a body as a ConnectionError
     # wrapping urllib3's ReadTimeoutError, and a connect timeout as a Timeout:
     # only the first two are the provider being slow, the last is it being away.

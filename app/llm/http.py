@@ -10,8 +10,8 @@ import logging
 from typing import Any, ClassVar
 
 import requests
-from requests.adapters import HTTPAdapter
 
+from .calls import CancellableAdapter, UpstreamCall
 from .errors import ProviderError, translate
 from .stream import ProviderStream
 from .types import Completion, GenerationOptions, StreamPiece, Timeouts
@@ -25,11 +25,14 @@ class ChatProvider:
     kind: ClassVar[str]
     path: ClassVar[str]
 
-    def __init__(self, *, base_url: str, api_key: str | None = None, pool_size: int = 32):
+    # Keep-alive connections kept per upstream: as many as there are concurrent calls, up to this.
+    POOL_SIZE = 1000
+
+    def __init__(self, *, base_url: str, api_key: str | None = None):
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+        adapter = CancellableAdapter(pool_connections=1, pool_maxsize=self.POOL_SIZE)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -45,8 +48,13 @@ class ChatProvider:
 
     def complete(self, *, model: str, messages: list[dict[str, str]],
                  options: GenerationOptions, timeouts: Timeouts) -> Completion:
+        """The whole reply; ProviderTimeout when it takes longer than `timeouts.total` in all."""
         payload = self.payload(model=model, messages=messages, options=options, stream=False)
-        response = self._post(payload, timeouts=timeouts, stream=False)
+        call = UpstreamCall(timeouts.total)
+        try:
+            response = self._post(payload, timeouts=timeouts, stream=False, call=call)
+        finally:
+            call.finish()
         try:
             body = response.json()
             return self.parse_completion(body)
@@ -56,27 +64,35 @@ class ChatProvider:
         finally:
             response.close()
 
-    def stream(self, *, model: str, messages: list[dict[str, str]],
-               options: GenerationOptions, timeouts: Timeouts) -> ProviderStream:
+    def stream(self, *, model: str, messages: list[dict[str, str]], options: GenerationOptions,
+               timeouts: Timeouts, call: UpstreamCall | None = None) -> ProviderStream:
+        """The reply as it is generated. `call` lets another thread cancel it, even before the headers came."""
         payload = self.payload(model=model, messages=messages, options=options, stream=True)
-        response = self._post(payload, timeouts=timeouts, stream=True)
-        return ProviderStream(response, self.parse_stream_line)
+        call = call or UpstreamCall(timeouts.total)
+        try:
+            response = self._post(payload, timeouts=timeouts, stream=True, call=call)
+        except BaseException:
+            call.finish()
+            raise
+        return ProviderStream(response, self.parse_stream_line, call)
 
     def close(self) -> None:
         self.session.close()
 
-    def _post(self, payload: dict[str, Any], *, timeouts: Timeouts, stream: bool) -> requests.Response:
+    def _post(self, payload: dict[str, Any], *, timeouts: Timeouts, stream: bool,
+              call: UpstreamCall) -> requests.Response:
         headers = {"Accept": "text/event-stream" if stream else "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         try:
-            response = self.session.post(
-                self.base_url + self.path, json=payload, headers=headers,
-                timeout=(timeouts.connect, timeouts.read), stream=stream,
-            )
+            with call.bound():
+                response = self.session.post(
+                    self.base_url + self.path, json=payload, headers=headers,
+                    timeout=(timeouts.connect, timeouts.read), stream=stream,
+                )
         except requests.RequestException as exc:
             log.warning("%s request to %s failed: %r", self.kind, self.base_url, exc)
-            raise translate(exc) from None
+            raise translate(exc, call) from None
         if response.status_code >= 400:
             detail = _error_detail(response)
             log.warning("%s at %s answered %s: %r", self.kind, self.base_url,

@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator
 
 import requests
 
-from .errors import ProviderError, translate
+from .calls import UpstreamCall
+from .errors import ProviderError, cut_short, translate
 from .types import StreamPiece, Usage
 
 log = logging.getLogger(__name__)
@@ -19,8 +20,10 @@ class ProviderStream:
     went away stops the provider's work.
     """
 
-    def __init__(self, response: requests.Response, parse_line: Callable[[str], StreamPiece | None]):
+    def __init__(self, response: requests.Response, parse_line: Callable[[str], StreamPiece | None],
+                 call: UpstreamCall):
         self._response = response
+        self._call = call
         self._parse_line = parse_line
         self._deltas = self._read()
         self.usage: Usage | None = None
@@ -51,24 +54,19 @@ class ProviderStream:
                 if piece.done:
                     self.completed = True
         except requests.RequestException as exc:
-            raise translate(exc) from None
+            raise translate(exc, self._call) from None
         finally:
             self._response.close()
+            self._call.finish()
         # Some OpenAI-compatible servers end with a finish_reason but no [DONE]: the reply is whole all the same.
         if not self.completed and self.finish_reason is None:
-            raise ProviderError("The model provider ended the reply early.")
+            raise cut_short(self._call) or ProviderError("The model provider ended the reply early.")
         self.completed = True
-
-    def interrupt(self) -> None:
-        """Unblock a read waiting in another thread; `close()` must still follow."""
-        try:
-            self._response.raw.shutdown()
-        except (AttributeError, ValueError, RuntimeError, OSError):
-            pass  # already released, or a transport without sockets
 
     def close(self) -> None:
         self._deltas.close()
         self._response.close()
+        self._call.finish()
 
     def __enter__(self) -> ProviderStream:
         return self

@@ -11,8 +11,9 @@ COUNTED_BY_CHARACTERS = "characters"  # about four characters per token, for who
 
 @dataclass(frozen=True)
 class Timeouts:
-    connect: float
-    read: float
+    connect: float  # to open the TCP connection
+    read: float  # idle: the longest silence before the headers or between two chunks
+    total: float | None = None  # the whole call, headers to last chunk
 
 
 @dataclass(frozen=True)

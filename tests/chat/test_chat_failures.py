@@ -133,3 +133,31 @@ def test_mid_stream_failure_in_a_whole_reply_is_502(client, user, conversation, 
 
     assert response.status_code == 502
     assert_only_the_user_message(db_session, conversation)
+
+
+@pytest.mark.parametrize("app_overrides", [{"PROVIDER_TOTAL_TIMEOUT": "0.5", "PROVIDER_READ_TIMEOUT": "5"}])
+def test_a_stream_that_outlasts_its_total_deadline_ends_with_a_timeout_event(
+        client, user, conversation, fake_llm, db_session):
+    # Never silent for long, but slower in all than the deadline: the idle timeout alone would wait for ever.
+    fake_llm.script = Script(tokens=[f"t{i} " for i in range(100)], token_delay=0.05)
+
+    events = sse_events(client.post(f"/conversations/{conversation['id']}/stream",
+                                    json={"content": "Hi there"}, headers=user.headers).data)
+
+    assert 3 < len(events) < 100 and {e["type"] for e in events[:-1]} == {"token"}
+    assert events[-1]["type"] == "error" and events[-1]["error"]["code"] == "provider_timeout"
+    assistant_row = rows(db_session, conversation["id"])[-1]
+    assert assistant_row.meta["partial"] is True and assistant_row.meta["reason"] == "provider_timeout"
+    assert assistant_row.meta["usage"]["completionTokens"] == len(events) - 1
+    assert fake_llm.wait_until(lambda: fake_llm.last_request.client_closed_at, timeout=1)
+
+
+@pytest.mark.parametrize("app_overrides", [{"PROVIDER_TOTAL_TIMEOUT": "0.5", "PROVIDER_READ_TIMEOUT": "5"}])
+def test_a_whole_reply_that_outlasts_its_total_deadline_is_a_504(client, user, conversation, fake_llm, db_session):
+    fake_llm.script = Script(tokens=["slow"], headers_delay=3)
+
+    response = client.post(f"/conversations/{conversation['id']}/messages", json={"content": "Hi there"},
+                           headers=user.headers)
+
+    assert response.status_code == 504 and response.get_json()["error"]["code"] == "provider_timeout"
+    assert_only_the_user_message(db_session, conversation)

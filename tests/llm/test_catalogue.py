@@ -16,7 +16,7 @@ def test_defaults_without_any_setting():
     assert catalogue.names == ["llama3.1"] and catalogue.default_model == "llama3.1"
     spec = catalogue.get("llama3.1")
     assert (spec.provider, spec.base_url, spec.upstream_model) == ("ollama", "http://localhost:11434", "llama3.1")
-    assert spec.api_key is None and spec.timeouts == Timeouts(connect=5.0, read=120.0)
+    assert spec.api_key is None and spec.timeouts == Timeouts(connect=5.0, read=120.0, total=600.0)
 
 
 def test_openai_models_join_when_a_key_is_set():
@@ -76,7 +76,7 @@ models:
     assert catalogue.names == ["llama3.1", "qwen"] and catalogue.default_model == "qwen"
     qwen = catalogue.get("qwen")
     assert (qwen.upstream_model, qwen.api_key) == ("Qwen/Qwen2.5-7B-Instruct", "k-1")
-    assert qwen.timeouts == Timeouts(connect=2.0, read=300.0)
+    assert qwen.timeouts == Timeouts(connect=2.0, read=300.0, total=600.0)
     assert catalogue.get("llama3.1").upstream_model == "llama3.1"
 
 

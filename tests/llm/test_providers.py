@@ -4,6 +4,7 @@ import time
 import pytest
 
 from app.llm import GenerationOptions, ProviderError, ProviderTimeout, Timeouts
+from app.llm.calls import UpstreamCall
 from app.llm.ollama import OllamaProvider
 from app.llm.openai import OpenAIProvider
 from tests.fakes.llm_provider import Script, closed_port_url
@@ -27,9 +28,9 @@ def complete(provider, timeouts=FAST, **options):
                              options=GenerationOptions(**options), timeouts=timeouts)
 
 
-def stream(provider, timeouts=FAST, **options):
+def stream(provider, timeouts=FAST, call=None, **options):
     return provider.stream(model="upstream-m", messages=MESSAGES,
-                           options=GenerationOptions(**options), timeouts=timeouts)
+                           options=GenerationOptions(**options), timeouts=timeouts, call=call)
 
 
 def test_complete_returns_content_usage_and_finish_reason(provider, fake_llm):
@@ -194,27 +195,75 @@ def test_closing_a_stream_closes_the_upstream_connection(provider, fake_llm):
     assert fake_llm.last_request.tokens_sent < 200
 
 
-def test_interrupt_unblocks_a_reader_in_another_thread(provider, fake_llm):
-    fake_llm.script = Script(first_token_delay=30)
-    reply = stream(provider, timeouts=Timeouts(connect=1, read=30))
+def _read_in_thread(action) -> tuple[threading.Thread, list]:
     outcome = []
 
-    def read():
+    def run():
         try:
-            outcome.append(list(reply))
+            outcome.append(action())
         except ProviderError as exc:
             outcome.append(exc)
 
-    reader = threading.Thread(target=read)
-    reader.start()
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_cancel_unblocks_a_reader_in_another_thread(provider, fake_llm):
+    fake_llm.script = Script(first_token_delay=30)
+    call = UpstreamCall()
+    reply = stream(provider, timeouts=Timeouts(connect=1, read=30), call=call)
+    reader, outcome = _read_in_thread(lambda: list(reply))
     time.sleep(0.2)
-    reply.interrupt()
+    call.cancel()
     reader.join(timeout=2)
     reply.close()
 
     assert not reader.is_alive()
     assert isinstance(outcome[0], ProviderError)
     assert fake_llm.wait_until(lambda: fake_llm.last_request.client_closed_at, timeout=1)
+
+
+def test_cancel_before_the_provider_sent_its_headers_frees_the_upstream_at_once(provider, fake_llm):
+    fake_llm.script = Script(headers_delay=30)
+    call = UpstreamCall()
+    opener, outcome = _read_in_thread(lambda: stream(provider, timeouts=Timeouts(connect=1, read=30), call=call))
+    assert fake_llm.wait_until(lambda: fake_llm.requests, timeout=2)
+
+    cancelled = time.monotonic()
+    call.cancel()
+    opener.join(timeout=2)
+
+    assert not opener.is_alive() and isinstance(outcome[0], ProviderError)
+    assert fake_llm.wait_until(lambda: fake_llm.last_request.client_closed_at, timeout=1)
+    assert fake_llm.last_request.client_closed_at - cancelled < 1
+
+
+def test_a_stream_past_its_total_deadline_is_a_timeout(provider, fake_llm):
+    # Never idle longer than the read timeout, but slower in all than the total deadline.
+    fake_llm.script = Script(tokens=[f"t{i}" for i in range(100)], token_delay=0.05)
+    started = time.monotonic()
+    reply = stream(provider, timeouts=Timeouts(connect=1, read=5, total=0.5))
+
+    received = []
+    with pytest.raises(ProviderTimeout) as caught, reply:
+        for token in reply:
+            received.append(token)
+
+    assert 0.5 <= time.monotonic() - started < 1.5
+    assert 3 < len(received) < 100 and "deadline" in caught.value.message
+    assert fake_llm.wait_until(lambda: fake_llm.last_request.client_closed_at, timeout=1)
+
+
+def test_a_whole_reply_past_its_total_deadline_is_a_timeout(provider, fake_llm):
+    fake_llm.script = Script(headers_delay=5)
+    started = time.monotonic()
+
+    with pytest.raises(ProviderTimeout) as caught:
+        complete(provider, timeouts=Timeouts(connect=1, read=10, total=0.5))
+
+    assert 0.5 <= time.monotonic() - started < 1.5
+    assert caught.value.status == 504 and "deadline" in caught.value.message
 
 
 def test_connections_are_pooled(provider, fake_llm):
