@@ -22,7 +22,7 @@ def app_config(app_config, fake_llm, app_overrides):
         "OPENAI_BASE_URL": fake_llm.openai_url,
         "OPENAI_API_KEY": OPENAI_KEY,
         "OPENAI_MODELS": OPENAI_MODEL,
-        "PROVIDER_READ_TIMEOUT": "1",
+        "PROVIDER_READ_TIMEOUT": "0.5",  # the hang cases wait this long, 16 of them
         "SSE_HEARTBEAT_SECONDS": "2",
         **app_overrides,
     }
