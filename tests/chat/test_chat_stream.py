@@ -66,7 +66,7 @@ def test_streams_without_usage_count_their_chunks(client, user, conversation, fa
     assert assistant_rows(db_session, conversation["id"])[0].meta["usage"] == end["usage"]
 
 
-@pytest.mark.parametrize("app_overrides", [{"SSE_HEARTBEAT_SECONDS": "0.1"}])
+@pytest.mark.parametrize("app_overrides", [{"SSE_HEARTBEAT_SECONDS": "0.1", "PROVIDER_READ_TIMEOUT": "2"}])
 def test_heartbeats_while_the_model_is_silent(client, user, conversation, fake_llm):
     fake_llm.script = Script(tokens=["late"], first_token_delay=0.5)
 
