@@ -4,7 +4,7 @@ import re
 
 from flask import Flask, jsonify, request
 from sqlalchemy.exc import IntegrityError, OperationalError
-from werkzeug.exceptions import HTTPException, UnsupportedMediaType
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 
 from .db import get_session
 
@@ -97,14 +97,35 @@ def handle_unexpected(exc: Exception):
     return error_response(500, "internal_error", "An unexpected error occurred")
 
 
+def has_body() -> bool:
+    """A declared length, or a chunked body whose length nobody declared."""
+    return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
 def require_json_body() -> None:
-    """Bodies must be JSON: a form post or plain text gets 415, not a confusing 400."""
-    if request.method in BODY_METHODS and request.content_length and not request.is_json:
+    """Bodies must be JSON: a form post or plain text gets 415, not a confusing 400; chunked ones too."""
+    if request.method in BODY_METHODS and has_body() and not request.is_json:
         raise UnsupportedMediaType("Send the request body as JSON with Content-Type: application/json")
 
 
+def limit_chunked_body() -> None:
+    """MAX_CONTENT_LENGTH for chunked bodies: werkzeug stops reading at the limit without a word, so look past it."""
+    if request.content_length is None and has_body() and request.max_content_length:
+        data = request.get_data(cache=True)
+        if len(data) >= request.max_content_length and request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
+
+
+def refuse_nul_in_url() -> None:
+    """A NUL in the path or the query would reach the database, which refuses it with an error of its own."""
+    if "\x00" in request.path or any("\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)):
+        raise ValidationFailed("The URL must not contain NUL characters", {"url": ["Contains a NUL character."]})
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(refuse_nul_in_url)
     app.before_request(require_json_body)
+    app.before_request(limit_chunked_body)
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(IntegrityError, handle_integrity_error)

@@ -5,11 +5,20 @@ from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest.utils import deepupdate
 from flask_jwt_extended import jwt_required
 from marshmallow import Schema, fields
-from webargs.flaskparser import FlaskParser
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
+
+from . import strict_json
 
 
 class Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
+
+    def _raw_load_json(self, req):
+        """Bodies parse as strict JSON: duplicate keys, NUL, lone surrogates and deep nesting are 400s."""
+        if not is_json_request(req):
+            return core.missing
+        return strict_json.loads(req.get_data(cache=True))
 
 
 class Blueprint(SmorestBlueprint):

@@ -99,10 +99,15 @@ def encode_cursor(conversation: Conversation) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Only what encode_cursor makes: a UTC instant and an id; anything else is a 400, never a database error."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         stamp, last_id = json.loads(raw)
         updated_at = datetime.fromisoformat(stamp)
-    except (ValueError, TypeError, binascii.Error):
+        if updated_at.tzinfo is None or not isinstance(last_id, str) or "\x00" in last_id:
+            raise ValueError("not a cursor of ours")
+        # Offsets such as +23:59 are valid ISO 8601 but not PostgreSQL: only UTC goes to the database.
+        updated_at = updated_at.astimezone(timezone.utc)
+    except (ValueError, TypeError, OverflowError, binascii.Error):
         raise ValidationFailed("The cursor is not valid", {"cursor": ["Not a cursor this API returned."]}) from None
-    return updated_at, str(last_id)
+    return updated_at, last_id
