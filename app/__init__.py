@@ -22,7 +22,9 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     register_api_docs(app)
     register_extensions(app)
     register_error_handlers(app)
+    register_security(app)
     register_blueprints(app)
+    register_commands(app)
     register_metrics(app)
     return app
 
@@ -60,6 +62,18 @@ def register_error_handlers(app: Flask) -> None:
     from . import errors
 
     errors.init_app(app)
+
+
+def register_security(app: Flask) -> None:
+    from . import security
+
+    security.init_app(app)
+
+
+def register_commands(app: Flask) -> None:
+    from . import commands
+
+    commands.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -33,6 +33,13 @@ def _url(_name: str, raw: str, _check: dict) -> str:
     return raw.rstrip("/")
 
 
+def _bool(name: str, raw: str, _check: dict) -> bool:
+    value = raw.lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return value in ("true", "1", "yes")
+
+
 def _upper(_name: str, raw: str, _check: dict) -> str:
     return raw.upper()
 
@@ -107,6 +114,9 @@ class Settings:
     provider_total_timeout: float = _setting("PROVIDER_TOTAL_TIMEOUT", 600.0, _float, low=0.1, high=24 * 3600)
     context_token_budget: int = _setting("CONTEXT_TOKEN_BUDGET", 4000, _int, low=100, high=2_000_000)
     heartbeat_seconds: float = _setting("SSE_HEARTBEAT_SECONDS", 10.0, _float, low=0.05, high=300)
+    cors_origins: str = _setting("CORS_ORIGINS", "")  # comma-separated origins; empty: no CORS
+    hsts_seconds: int = _setting("HSTS_SECONDS", 0, _int, low=0, high=2 * 365 * 24 * 3600)
+    registration_open: bool = _setting("REGISTRATION_OPEN", True, _bool)
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":

@@ -32,8 +32,8 @@ class Conflict(ApiError):
 
 
 class Forbidden(ApiError):
-    def __init__(self, message: str):
-        super().__init__(403, "forbidden", message)
+    def __init__(self, message: str, code: str = "forbidden"):
+        super().__init__(403, code, message)
 
 
 class Unauthorized(ApiError):

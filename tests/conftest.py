@@ -71,10 +71,16 @@ def empty_database_url(request, tmp_path):
 
 
 @pytest.fixture
-def app_config(database_url):
+def app_overrides():
+    """Extra settings for one test: `@pytest.mark.parametrize("app_overrides", [{...}])`."""
+    return {}
+
+
+@pytest.fixture
+def app_config(database_url, app_overrides):
     """Environment-style settings for the app under test; override in a module to change them."""
     return {"DATABASE_URL": database_url, "APP_ENV": "test", "JWT_SECRET_KEY": TEST_SECRET, "LOG_LEVEL": "WARNING",
-            "PASSWORD_HASH_COST": TEST_HASH_COST}
+            "PASSWORD_HASH_COST": TEST_HASH_COST, **app_overrides}
 
 
 @pytest.fixture

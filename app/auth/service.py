@@ -33,9 +33,11 @@ def find_by_email(*, session: Session, email: str) -> User | None:
 
 
 def register(*, session: Session, email: str, password: str, name: str | None) -> User:
+    # Hash first: a taken email then costs as long as a new one, so timing does not tell which emails exist.
+    password_hash = generate_password_hash(password, method=_hash_method())
     if find_by_email(session=session, email=email) is not None:
         raise Conflict("An account with this email already exists", {"email": ["Already registered."]})
-    user = User(email=normalise_email(email), password_hash=generate_password_hash(password, method=_hash_method()), name=name)
+    user = User(email=normalise_email(email), password_hash=password_hash, name=name)
     session.add(user)
     session.commit()
     return user

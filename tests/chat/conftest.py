@@ -8,12 +8,6 @@ OPENAI_KEY = "sk-test-key"
 
 
 @pytest.fixture
-def app_overrides():
-    """Extra settings for one test: `@pytest.mark.parametrize("app_overrides", [{...}])`."""
-    return {}
-
-
-@pytest.fixture
 def app_config(app_config, fake_llm, app_overrides):
     return {
         **app_config,

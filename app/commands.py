@@ -1,0 +1,42 @@
+"""Operator commands: `flask --app wsgi create-user EMAIL`, for gateways whose sign-up is closed."""
+import sys
+
+import click
+from flask import Flask
+from flask.cli import with_appcontext
+
+from .auth import service as accounts
+from .db import session_factory
+from .errors import ApiError
+from .models import Org, OrgMember, OrgRole
+
+
+@click.command("create-user")
+@click.argument("email")
+@click.option("--name", default=None, help="Display name.")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Asked for when not given; read from standard input with --password -.")
+@click.option("--owner-of", "org_name", default=None, help="Also create this organisation with the user as OWNER.")
+@with_appcontext
+def create_user(email: str, name: str | None, password: str, org_name: str | None) -> None:
+    """Create an account (even with REGISTRATION_OPEN=false), optionally the OWNER of a new organisation."""
+    if password == "-":
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise click.UsageError("the password must be at least 8 characters long")
+    with session_factory()() as session:
+        try:
+            user = accounts.register(session=session, email=email, password=password, name=name)
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"created user {user.email} ({user.id})")
+        if org_name:
+            org = Org(name=org_name)
+            org.members.append(OrgMember(user_id=user.id, role=OrgRole.OWNER))
+            session.add(org)
+            session.commit()
+            click.echo(f"created organisation {org.name!r} ({org.id}) with {user.email} as OWNER")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(create_user)

@@ -1,0 +1,37 @@
+"""What every response says about itself to browsers: security headers and CORS from an allow-list.
+
+The API speaks JSON to programs and to browser apps on other origins. Nothing
+it returns is meant to be rendered, framed, sniffed or cached by a shared
+cache; HSTS is opt-in because only the operator knows that TLS is in front.
+"""
+from flask import Flask, Response, request
+from flask_cors import CORS
+
+# No document of ours loads anything; the API docs page, when there is one, sets its own.
+JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
+# Headers a browser client may read from our responses.
+EXPOSED_HEADERS = ["Retry-After", "X-Request-ID", "WWW-Authenticate"]
+
+
+def init_app(app: Flask) -> None:
+    settings = app.config["SETTINGS"]
+    origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
+    if origins:
+        # Tokens travel in the Authorization header, never in cookies: no credentials mode, ever.
+        CORS(app, origins=origins, supports_credentials=False, expose_headers=EXPOSED_HEADERS,
+             allow_headers=["Authorization", "Content-Type", "X-Request-ID"], max_age=600)
+    hsts = f"max-age={settings.hsts_seconds}; includeSubDomains" if settings.hsts_seconds else None
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Content-Security-Policy", JSON_CSP)
+        if request.blueprint == "auth" or "Cache-Control" not in headers:
+            # Tokens and personal data: neither browsers nor proxies keep a copy.
+            headers["Cache-Control"] = "no-store"
+        if hsts:
+            headers.setdefault("Strict-Transport-Security", hsts)
+        return response
