@@ -80,3 +80,37 @@ def test_members_may_leave(client, auth, user, org):
 def test_removing_a_non_member_is_404(client, auth, user, org):
     stranger = auth.register()
     assert client.delete(f"/orgs/{org['id']}/members/{stranger.id}", headers=user.headers).status_code == 404
+
+
+def test_two_owners_removing_each_other_at_once_leave_one_owner(app, auth, db_session):
+    """20 orgs, each with two OWNERs who remove each other at the same moment: every org keeps an OWNER."""
+    import threading
+
+    pairs = []
+    for i in range(20):
+        first, second = auth.register(), auth.register()
+        client = app.test_client()
+        org = client.post("/orgs", json={"name": f"race {i}"}, headers=first.headers).get_json()
+        assert add(client, org, first, second, "OWNER").status_code == 201
+        pairs.append((org, first, second))
+    barrier = threading.Barrier(40)
+    statuses = []
+
+    def remove(org, caller, target):
+        client = app.test_client()
+        barrier.wait()
+        response = client.delete(f"/orgs/{org['id']}/members/{target.id}", headers=caller.headers)
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=remove, args=(org, a, b)) for org, first, second in pairs
+               for a, b in ((first, second), (second, first))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    # One of each pair wins; the other finds the last OWNER (409), or that it is no longer a member itself (404).
+    assert len(statuses) == 40 and set(statuses) <= {204, 404, 409} and statuses.count(204) == 20
+    owners = db_session.execute(select(OrgMember.org_id, func.count()).where(OrgMember.role == "OWNER")
+                                .group_by(OrgMember.org_id)).all()
+    assert len(owners) == 20 and all(count == 1 for _, count in owners)

@@ -1,5 +1,5 @@
 """Organisations and their members; the membership checks every org route relies on."""
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from ..auth.service import find_by_email
@@ -97,16 +97,32 @@ def remove_member(*, session: Session, org_id: str, user_id: str, member_user_id
     caller = get_membership(session=session, org_id=org_id, user_id=user_id)
     if member_user_id != user_id and caller.role not in MANAGERS:
         raise Forbidden("Only an OWNER or ADMIN of this organisation can do that")
+    _lock_memberships(session, org_id)
+    # Read again under the lock: another removal may have committed since the check above.
+    caller = find_membership(session=session, org_id=org_id, user_id=user_id)
     target = find_membership(session=session, org_id=org_id, user_id=member_user_id)
+    if caller is None:
+        raise NotFound("Organisation")
     if target is None:
         raise NotFound("Member")
     if target.role is OrgRole.OWNER:
         if caller.role is not OrgRole.OWNER:
             raise Forbidden("Only an OWNER can remove an OWNER")
-        owners = session.scalar(
-            select(func.count()).select_from(OrgMember).where(OrgMember.org_id == org_id, OrgMember.role == OrgRole.OWNER)
-        )
+        owners = session.scalar(select(func.count()).select_from(OrgMember)
+                                .where(OrgMember.org_id == org_id, OrgMember.role == OrgRole.OWNER))
         if owners <= 1:
             raise Conflict("The last OWNER of an organisation cannot be removed")
     session.delete(target)
     session.commit()
+
+
+def _lock_memberships(session: Session, org_id: str) -> None:
+    """Serialise membership changes of one org on its row, on both databases.
+
+    A no-op UPDATE takes PostgreSQL's row lock and SQLite's write lock, so of two
+    OWNERs removing each other at once the second waits, then reads what the
+    first committed. (SQLite reads outside a transaction otherwise, and a
+    SELECT ... FOR UPDATE means nothing to it.)
+    """
+    session.execute(update(Org).where(Org.id == org_id).values(name=Org.name))
+    session.expire_all()
