@@ -1,4 +1,5 @@
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -112,3 +113,35 @@ def test_a_model_outside_the_catalogue_is_refused_on_create_and_patch(client, us
     assert response.status_code == 400
     db_session.expire_all()
     assert db_session.scalar(select(Conversation.model)) == "llama3.1"
+
+
+def add_messages(db_session, conversation_id, count, content="m{}"):
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    db_session.add_all(Message(conversation_id=conversation_id, role=MessageRole.USER if i % 2 == 0 else MessageRole.ASSISTANT,
+                               content=content.format(i), created_at=start + timedelta(seconds=i))
+                       for i in range(count))
+    db_session.commit()
+
+
+def test_a_long_conversation_comes_back_a_page_at_a_time(client, user, db_session):
+    conversation = create(client, user)
+    add_messages(db_session, conversation["id"], 120)
+
+    detail = client.get(f"/conversations/{conversation['id']}", headers=user.headers).get_json()
+    assert [m["content"] for m in detail["messages"]] == [f"m{i}" for i in range(70, 120)]
+    seen, cursor = detail["messages"], detail["messagesNextCursor"]
+    while cursor:
+        page = client.get(f"/conversations/{conversation['id']}/messages?limit=30&cursor={cursor}",
+                          headers=user.headers).get_json()
+        seen, cursor = page["items"] + seen, page["nextCursor"]
+    assert [m["content"] for m in seen] == [f"m{i}" for i in range(120)]
+
+
+def test_message_pages_follow_the_visibility_rule(client, auth, user, db_session):
+    conversation = create(client, user)
+    add_messages(db_session, conversation["id"], 3)
+    outsider = auth.register()
+    assert client.get(f"/conversations/{conversation['id']}/messages", headers=outsider.headers).status_code == 404
+    page = client.get(f"/conversations/{conversation['id']}/messages?limit=2", headers=user.headers).get_json()
+    assert [m["content"] for m in page["items"]] == ["m1", "m2"] and page["nextCursor"]
+    assert client.get(f"/conversations/{conversation['id']}/messages?limit=500", headers=user.headers).status_code == 400

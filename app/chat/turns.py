@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from ..conversations.service import get_visible, touch
@@ -17,6 +18,7 @@ from .telemetry import CompletionTelemetry
 
 log = logging.getLogger(__name__)
 
+HISTORY_PAGE = 20  # most prompts need one page; long messages fill the budget sooner still
 PROMPT_ROLES = {MessageRole.SYSTEM: "system", MessageRole.USER: "user", MessageRole.ASSISTANT: "assistant"}
 
 
@@ -90,14 +92,22 @@ def store_reply(*, session: Session, turn: Turn, content: str, meta: dict[str, A
     return message
 
 
-def _recent_messages(session: Session, conversation_id: str, *, limit: int) -> list[PastMessage]:
-    rows = session.execute(
-        select(Message.role, Message.content)
-        .where(Message.conversation_id == conversation_id, Message.role.in_(list(PROMPT_ROLES)))
-        .order_by(Message.created_at.desc(), Message.id.desc())
-        .limit(limit)
-    )
-    return [PastMessage(PROMPT_ROLES[role], content) for role, content in rows]
+def _recent_messages(session: Session, conversation_id: str, *, limit: int) -> Iterator[PastMessage]:
+    """Newest first, fetched a page at a time: build_prompt stops reading once the budget is full."""
+    query = (select(Message.role, Message.content, Message.created_at, Message.id)
+             .where(Message.conversation_id == conversation_id, Message.role.in_(list(PROMPT_ROLES)))
+             .order_by(Message.created_at.desc(), Message.id.desc()))
+    read = 0
+    while read < limit:
+        rows = session.execute(query.limit(min(HISTORY_PAGE, limit - read))).all()
+        for role, content, _, _ in rows:
+            yield PastMessage(PROMPT_ROLES[role], content)
+        read += len(rows)
+        if len(rows) < HISTORY_PAGE:
+            return
+        _, _, created_at, last_id = rows[-1]
+        query = query.where(or_(Message.created_at < created_at,
+                                and_(Message.created_at == created_at, Message.id < last_id)))
 
 
 def _first_set(*values: Any) -> Any:

@@ -9,6 +9,8 @@ from .schemas import (
     ConversationPageSchema,
     ConversationSchema,
     ConversationUpdateSchema,
+    MessagePageArgsSchema,
+    MessagePageSchema,
     PageArgsSchema,
 )
 
@@ -35,12 +37,20 @@ def list_conversations(args):
 
 @bp.get("/<id>")
 @auth_required
+@bp.arguments(MessagePageArgsSchema(only=("limit",)), location="query")
 @bp.response(200, ConversationDetailSchema)
-def get_conversation(id):
-    """One conversation with its messages in order"""
-    return service.get_visible(
-        session=get_session(), conversation_id=id, user_id=current_caller().user_id, with_messages=True
-    )
+def get_conversation(args, id):
+    """One conversation with its newest messages, oldest first; older pages from GET .../messages"""
+    return service.get_detail(session=get_session(), conversation_id=id, user_id=current_caller().user_id, **args)
+
+
+@bp.get("/<id>/messages")
+@auth_required
+@bp.arguments(MessagePageArgsSchema, location="query")
+@bp.response(200, MessagePageSchema)
+def list_messages(args, id):
+    """A page of a conversation's messages, oldest first; `cursor` pages back in time"""
+    return service.list_messages(session=get_session(), conversation_id=id, user_id=current_caller().user_id, **args)
 
 
 @bp.patch("/<id>")

@@ -48,7 +48,19 @@ class ConversationSchema(CamelSchema):
 
 
 class ConversationDetailSchema(ConversationSchema):
-    messages = fields.List(fields.Nested(MessageSchema))
+    messages = fields.List(fields.Nested(MessageSchema), metadata={"description": "The newest page, oldest first"})
+    messages_next_cursor = fields.String(allow_none=True, metadata={
+        "description": "Pass as cursor to GET /conversations/{id}/messages for older messages; null when none"})
+
+
+class MessagePageArgsSchema(CamelSchema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String(validate=validate.Length(max=200))
+
+
+class MessagePageSchema(CamelSchema):
+    items = fields.List(fields.Nested(MessageSchema))
+    next_cursor = fields.String(allow_none=True, metadata={"description": "Older messages; null at the start"})
 
 
 class PageArgsSchema(CamelSchema):

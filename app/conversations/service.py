@@ -5,11 +5,11 @@ import json
 from datetime import datetime, timezone
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from ..llm import Catalogue
 from ..errors import Forbidden, NotFound, ValidationFailed
-from ..models import Conversation, utcnow
+from ..models import Conversation, Message, utcnow
 from ..orgs.service import MANAGERS, member_org_ids, role_in
 
 
@@ -18,12 +18,9 @@ def visible_to(user_id: str):
     return or_(Conversation.user_id == user_id, Conversation.org_id.in_(member_org_ids(user_id)))
 
 
-def get_visible(*, session: Session, conversation_id: str, user_id: str, with_messages: bool = False) -> Conversation:
+def get_visible(*, session: Session, conversation_id: str, user_id: str) -> Conversation:
     """The conversation if the user may see it, else 404 (never 403: ids cannot be probed)."""
-    query = select(Conversation).where(Conversation.id == conversation_id, visible_to(user_id))
-    if with_messages:
-        query = query.options(selectinload(Conversation.messages))
-    conversation = session.scalar(query)
+    conversation = session.scalar(select(Conversation).where(Conversation.id == conversation_id, visible_to(user_id)))
     if conversation is None:
         raise NotFound("Conversation")
     return conversation
@@ -73,6 +70,34 @@ def delete(*, session: Session, conversation_id: str, user_id: str) -> None:
     session.commit()
 
 
+def get_detail(*, session: Session, conversation_id: str, user_id: str, limit: int) -> dict:
+    """The conversation with its newest page of messages; older pages through `messagesNextCursor`."""
+    conversation = get_visible(session=session, conversation_id=conversation_id, user_id=user_id)
+    page = message_page(session=session, conversation_id=conversation.id, limit=limit)
+    return {**{c.key: getattr(conversation, c.key) for c in Conversation.__table__.columns},
+            "messages": page["items"], "messages_next_cursor": page["next_cursor"]}
+
+
+def list_messages(*, session: Session, conversation_id: str, user_id: str, limit: int, cursor: str | None = None) -> dict:
+    conversation = get_visible(session=session, conversation_id=conversation_id, user_id=user_id)
+    return message_page(session=session, conversation_id=conversation.id, limit=limit, cursor=cursor)
+
+
+def message_page(*, session: Session, conversation_id: str, limit: int, cursor: str | None = None) -> dict:
+    """Up to `limit` messages older than `cursor` (the newest without one), returned oldest first."""
+    query = (select(Message).where(Message.conversation_id == conversation_id)
+             .order_by(Message.created_at.desc(), Message.id.desc()))
+    if cursor:
+        created_at, last_id = decode_cursor(cursor)
+        query = query.where(or_(Message.created_at < created_at,
+                                and_(Message.created_at == created_at, Message.id < last_id)))
+    items = list(session.scalars(query.limit(limit + 1)))
+    next_cursor = encode_cursor(items[limit - 1].created_at, items[limit - 1].id) if len(items) > limit else None
+    items = items[:limit]
+    items.reverse()
+    return {"items": items, "next_cursor": next_cursor}
+
+
 def list_visible(*, session: Session, user_id: str, limit: int, cursor: str | None = None, page: int | None = None) -> dict:
     """Newest updatedAt first; keyset pages through cursor, or numbered pages through page."""
     query = select(Conversation).where(visible_to(user_id)).order_by(Conversation.updated_at.desc(), Conversation.id.desc())
@@ -86,15 +111,15 @@ def list_visible(*, session: Session, user_id: str, limit: int, cursor: str | No
     items = list(session.scalars(query.limit(limit + 1)))
     has_more = len(items) > limit
     items = items[:limit]
-    next_cursor = encode_cursor(items[-1]) if has_more else None
+    next_cursor = encode_cursor(items[-1].updated_at, items[-1].id) if has_more else None
     return {"items": items, "next_cursor": next_cursor, "page": page, "limit": limit}
 
 
-def encode_cursor(conversation: Conversation) -> str:
-    updated_at = conversation.updated_at
-    if updated_at.tzinfo is None:
-        updated_at = updated_at.replace(tzinfo=timezone.utc)
-    raw = json.dumps([updated_at.isoformat(), conversation.id]).encode()
+def encode_cursor(stamp: datetime, last_id: str) -> str:
+    """Where a page ended: the last item's time and id, opaque to clients."""
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=timezone.utc)
+    raw = json.dumps([stamp.isoformat(), last_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -1,7 +1,7 @@
 """POST /conversations/<id>/messages, GET /models, and what both check before any provider call."""
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.models import Conversation, Message, MessageRole
 from tests.chat.conftest import OLLAMA_MODEL, OPENAI_KEY, OPENAI_MODEL
@@ -99,20 +99,47 @@ def test_history_goes_upstream_oldest_first(client, user, conversation, fake_llm
 
 
 @pytest.mark.parametrize("app_overrides", [{"CONTEXT_TOKEN_BUDGET": "200"}])
-def test_long_history_is_trimmed_from_the_oldest_end(client, user, fake_llm, db_session):
+def test_long_history_is_trimmed_from_the_oldest_end(app, client, user, fake_llm, db_session):
     created = client.post("/conversations", json={"systemPrompt": "S" * 200}, headers=user.headers).get_json()
     for index in range(300):  # 14 tokens each
+        role = MessageRole.USER if index % 2 == 0 else MessageRole.ASSISTANT
+        db_session.add(Message(conversation_id=created["id"], role=role, content=f"{index:04d}".ljust(40, ".")))
+    db_session.commit()
+    history_reads = []
+    engine = app.extensions["db_engine"]
+
+    def count_history_reads(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM messages" in statement:
+            history_reads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count_history_reads)
+    try:
+        assert send(client, user, created["id"], content="q" * 40).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", count_history_reads)
+
+    # Nine fit: one page of history is read, not the 51 rows history_limit() would allow, nor all 300.
+    assert len(history_reads) == 1
+    messages = fake_llm.last_request.body["messages"]
+    assert messages[0] == {"role": "system", "content": "S" * 200}
+    assert messages[-1] == {"role": "user", "content": "q" * 40}
+    # 200 - 54 (system) - 14 (new message) leaves room for 9 messages of 14 tokens: the newest nine.
+    assert [m["content"][:4] for m in messages[1:-1]] == [f"{i:04d}" for i in range(291, 300)]
+
+
+@pytest.mark.parametrize("app_overrides", [{"CONTEXT_TOKEN_BUDGET": "2000"}])
+def test_history_read_over_several_pages_is_contiguous(client, user, fake_llm, db_session):
+    created = client.post("/conversations", json={"systemPrompt": "S" * 200}, headers=user.headers).get_json()
+    for index in range(300):  # 14 tokens each, stored within the same instant more than once
         role = MessageRole.USER if index % 2 == 0 else MessageRole.ASSISTANT
         db_session.add(Message(conversation_id=created["id"], role=role, content=f"{index:04d}".ljust(40, ".")))
     db_session.commit()
 
     assert send(client, user, created["id"], content="q" * 40).status_code == 200
 
-    messages = fake_llm.last_request.body["messages"]
-    assert messages[0] == {"role": "system", "content": "S" * 200}
-    assert messages[-1] == {"role": "user", "content": "q" * 40}
-    # 200 - 54 (system) - 14 (new message) leaves room for 9 messages of 14 tokens: the newest nine.
-    assert [m["content"][:4] for m in messages[1:-1]] == [f"{i:04d}" for i in range(291, 300)]
+    # 2000 - 54 - 14 leaves room for 138 messages of 14 tokens: seven pages of history.
+    kept = [m["content"][:4] for m in fake_llm.last_request.body["messages"][1:-1]]
+    assert len(kept) == 138 and len(set(kept)) == 138 and kept == sorted(kept) and kept[-1] == "0299"
 
 
 @pytest.mark.parametrize("body, field", [
