@@ -61,7 +61,7 @@ def _note_use(session: Session, key: ApiKey, now: datetime) -> None:
     # Conditional, so that of the workers racing past the check above only one writes.
     session.execute(update(ApiKey).where(
         ApiKey.id == key.id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= stale_before),
-    ).values(last_used_at=now))
+    ).values(last_used_at=now).execution_options(synchronize_session=False))
     session.commit()
 
 
