@@ -41,7 +41,8 @@ def prepare(*, catalogue: Catalogue, data: dict[str, Any]) -> Call:
         seed=data.get("seed"),
         user=data.get("user"),
     )
-    messages = [{"role": PROVIDER_ROLES.get(m["role"], m["role"]), "content": m["content"]} for m in data["messages"]]
+    messages = [{"role": PROVIDER_ROLES.get(m["role"], m["role"]), "content": m["content"] or ""}
+                for m in data["messages"]]
     return Call(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=spec, messages=messages,
                 options=options, stream=bool(data.get("stream")),
                 include_usage=bool((data.get("stream_options") or {}).get("include_usage")))
