@@ -46,13 +46,14 @@ def register_api_docs(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from . import db, llm
-    from .auth import tokens
+    from .auth import identity, tokens
     from .extensions import api
 
     if app.config["DATABASE_URL"].startswith("sqlite:///"):
         Path(app.config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     db.init_app(app)
     tokens.init_app(app)
+    identity.init_app(app)
     llm.init_app(app)
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
@@ -77,14 +78,16 @@ def register_commands(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from .apikeys.routes import bp as apikeys_bp
     from .auth.routes import bp as auth_bp
     from .chat.routes import bp as chat_bp
     from .conversations.routes import bp as conversations_bp
     from .extensions import api
     from .health.routes import bp as health_bp
     from .orgs.routes import bp as orgs_bp
+    from .v1.routes import bp as v1_bp
 
-    for bp in (health_bp, auth_bp, orgs_bp, conversations_bp, chat_bp):
+    for bp in (health_bp, auth_bp, orgs_bp, apikeys_bp, conversations_bp, chat_bp, v1_bp):
         api.register_blueprint(bp)
 
 

@@ -1,5 +1,8 @@
-"""Shared building blocks for resource blueprints: camelCase schemas and 400 on bad fields."""
+"""Shared building blocks for resource blueprints: camelCase schemas, 400 on bad fields, authentication."""
+import functools
 from datetime import timezone
+
+from flask import current_app
 
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest.utils import deepupdate
@@ -46,11 +49,25 @@ class UtcDateTime(fields.DateTime):
         return super()._serialize(value, attr, obj, **kwargs)
 
 
-def auth_required(fn=None, *, refresh: bool = False):
-    """jwt_required, plus the bearer security requirement in the OpenAPI document."""
+def auth_required(fn=None, *, refresh: bool = False, api_keys: bool = True):
+    """A JWT, or another bearer credential (API keys, from auth); plus the security requirement in the OpenAPI document.
+
+    `app.extensions["bearer_credentials"]` (set by auth) answers True for a
+    valid credential of its own, False for none, and raises for a bad one;
+    everything else goes to flask-jwt-extended. `api_keys=False` keeps a route
+    for people logged in with a password; refresh tokens are JWTs only.
+    """
 
     def decorate(view):
-        wrapped = jwt_required(refresh=refresh)(view)
+        with_jwt = jwt_required(refresh=refresh)(view)
+
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            other = None if refresh else current_app.extensions.get("bearer_credentials")
+            if other is not None and other(accepted=api_keys):
+                return current_app.ensure_sync(view)(*args, **kwargs)
+            return with_jwt(*args, **kwargs)
+
         doc = wrapped.__dict__.setdefault("_apidoc", {})
         deepupdate(doc.setdefault("manual_doc", {}), {"security": [{"bearerAuth": []}]})
         return wrapped

@@ -1,20 +1,57 @@
 """Who is calling: the one place a route learns its caller's identity.
 
-Today every credential is a JWT whose subject is the user id; API keys (and
-the org a key is scoped to) will answer here too, so no route has to change.
+A caller holds either a JWT access token, whose subject is the user id, or an
+API key (`Authorization: Bearer sk-gw-...`), which acts as its user and may be
+scoped to one org. Routes ask `current_caller()` and never look at the
+credential itself; `rest.auth_required` decides which credentials a route takes.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask import Flask, g, request
 from flask_jwt_extended import get_jwt_identity
+
+from ..db import get_session
+from ..errors import Unauthorized
+from . import keys
+
+API_KEY_CALLER = "api_key_caller"
 
 
 @dataclass(frozen=True)
 class Caller:
     user_id: str
+    api_key_id: str | None = None  # set when the caller authenticated with an API key
+    org_id: str | None = None  # the org an API key is scoped to
 
 
 def current_caller() -> Caller:
     """The authenticated caller of this request; only call it behind auth_required."""
-    return Caller(user_id=get_jwt_identity())
+    caller = g.get(API_KEY_CALLER)
+    return caller if caller is not None else Caller(user_id=get_jwt_identity())
+
+
+def authenticate_api_key(*, accepted: bool) -> bool:
+    """For auth_required: True when the request carries a live API key, False when it carries none.
+
+    A key that is unknown, revoked or expired is a 401 here and now: it never
+    falls through to the JWT checks, whose "malformed token" would mislead.
+    Every request looks its key up in the database, so a revocation holds at
+    once on every worker and every instance.
+    """
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not keys.is_api_key(token.strip()):
+        return False
+    if not accepted:
+        raise Unauthorized("This route needs an access token from /auth/login, not an API key",
+                           code="api_key_not_accepted")
+    key = keys.find_live_key(session=get_session(), secret=token.strip())
+    if key is None:
+        raise Unauthorized("The API key is invalid, expired or revoked", code="invalid_api_key")
+    g.setdefault(API_KEY_CALLER, Caller(user_id=key.user_id, api_key_id=key.id, org_id=key.org_id))
+    return True
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["bearer_credentials"] = authenticate_api_key

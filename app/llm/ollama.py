@@ -21,6 +21,8 @@ class OllamaProvider(ChatProvider):
             "temperature": options.temperature,
             "top_p": options.top_p,
             "num_predict": options.max_tokens,
+            "stop": list(options.stop) if options.stop else None,
+            "seed": options.seed,
         }
         payload: dict[str, Any] = {"model": model, "messages": messages, "stream": stream}
         sampling = {key: value for key, value in sampling.items() if value is not None}

@@ -22,6 +22,9 @@ class OpenAIProvider(ChatProvider):
             "temperature": options.temperature,
             "top_p": options.top_p,
             "max_tokens": options.max_tokens,
+            "stop": list(options.stop) if options.stop else None,
+            "seed": options.seed,
+            "user": options.user,
         }
         payload.update((key, value) for key, value in sampling.items() if value is not None)
         if stream:

@@ -33,6 +33,9 @@ class GenerationOptions:
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
+    stop: tuple[str, ...] | None = None
+    seed: int | None = None
+    user: str | None = None  # the end user, for the provider's abuse monitoring; only OpenAI-compatible servers take it
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,37 @@
+from flask import current_app
+
+from ..llm import get_llm
+from ..rest import Blueprint, auth_required
+from . import completions, streaming
+from .errors import in_openai_shape
+from .schemas import ChatCompletionRequestSchema
+
+bp = Blueprint("v1", __name__, url_prefix="/v1",
+               description="OpenAI-compatible API: point any OpenAI SDK at /v1 with an API key (or an access token)")
+bp.after_request(in_openai_shape)
+
+SSE_DOC = {
+    "description": "With `stream: true`: `chat.completion.chunk` server-sent events, then `data: [DONE]`",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+}
+
+
+@bp.get("/models")
+@auth_required
+def list_models():
+    """The models this gateway accepts, as OpenAI lists them"""
+    return completions.model_list(get_llm().catalogue)
+
+
+@bp.post("/chat/completions")
+@auth_required
+@bp.arguments(ChatCompletionRequestSchema)
+@bp.doc(responses={"200": SSE_DOC})
+def create_chat_completion(data):
+    """A chat completion, whole (`chat.completion`) or streamed (`chat.completion.chunk` events)"""
+    llm = get_llm()
+    call = completions.prepare(catalogue=llm.catalogue, data=data)
+    if not call.stream:
+        return completions.complete(providers=llm.providers, call=call)
+    return streaming.start_stream(providers=llm.providers, call=call,
+                                  heartbeat_seconds=current_app.config["SETTINGS"].heartbeat_seconds)
