@@ -23,6 +23,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     register_extensions(app)
     register_error_handlers(app)
     register_security(app)
+    register_limits(app)
     register_blueprints(app)
     register_commands(app)
     register_metrics(app)
@@ -69,6 +70,12 @@ def register_security(app: Flask) -> None:
     from . import security
 
     security.init_app(app)
+
+
+def register_limits(app: Flask) -> None:
+    from . import limits
+
+    limits.init_app(app)
 
 
 def register_commands(app: Flask) -> None:

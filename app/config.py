@@ -40,6 +40,16 @@ def _bool(name: str, raw: str, _check: dict) -> bool:
     return value in ("true", "1", "yes")
 
 
+def _limits(name: str, raw: str, _check: dict) -> str:
+    from limits import parse_many
+
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a rate such as 60/minute or 10/minute;100/hour, got {raw!r}") from None
+    return raw
+
+
 def _upper(_name: str, raw: str, _check: dict) -> str:
     return raw.upper()
 
@@ -117,6 +127,13 @@ class Settings:
     cors_origins: str = _setting("CORS_ORIGINS", "")  # comma-separated origins; empty: no CORS
     hsts_seconds: int = _setting("HSTS_SECONDS", 0, _int, low=0, high=2 * 365 * 24 * 3600)
     registration_open: bool = _setting("REGISTRATION_OPEN", True, _bool)
+    rate_limits_enabled: bool = _setting("RATE_LIMITS_ENABLED", True, _bool)
+    rate_limit_storage_uri: str = _setting("RATE_LIMIT_STORAGE_URI", "memory://")
+    rate_limit_login_address: str = _setting("RATE_LIMIT_LOGIN_ADDRESS", "30/minute", _limits)
+    rate_limit_login_account: str = _setting("RATE_LIMIT_LOGIN_ACCOUNT", "10/minute;50/hour", _limits)
+    rate_limit_register_address: str = _setting("RATE_LIMIT_REGISTER_ADDRESS", "10/hour", _limits)
+    rate_limit_chat_user: str = _setting("RATE_LIMIT_CHAT_USER", "60/minute", _limits)
+    trusted_proxies: int = _setting("TRUSTED_PROXIES", 0, _int, low=0, high=5)
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":

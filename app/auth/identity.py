@@ -2,34 +2,20 @@
 
 A caller holds either a JWT access token, whose subject is the user id, or an
 API key (`Authorization: Bearer sk-gw-...`), which acts as its user and may be
-scoped to one org. Routes ask `current_caller()` and never look at the
+scoped to one org. Routes ask `current_caller()` (defined in app/caller.py, so
+that lower layers such as rate limits can ask too) and never look at the
 credential itself; `rest.auth_required` decides which credentials a route takes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flask import Flask, g, request
-from flask_jwt_extended import get_jwt_identity
 
+from ..caller import API_KEY_CALLER, Caller, current_caller
 from ..db import get_session
 from ..errors import Unauthorized
 from . import keys
 
-API_KEY_CALLER = "api_key_caller"
-
-
-@dataclass(frozen=True)
-class Caller:
-    user_id: str
-    api_key_id: str | None = None  # set when the caller authenticated with an API key
-    org_id: str | None = None  # the org an API key is scoped to
-
-
-def current_caller() -> Caller:
-    """The authenticated caller of this request; only call it behind auth_required."""
-    caller = g.get(API_KEY_CALLER)
-    return caller if caller is not None else Caller(user_id=get_jwt_identity())
+__all__ = ["Caller", "authenticate_api_key", "current_caller", "init_app"]
 
 
 def authenticate_api_key(*, accepted: bool) -> bool:

@@ -1,5 +1,6 @@
 from flask import current_app
 
+from .. import limits
 from ..db import get_session
 from ..errors import Forbidden
 from ..rest import Blueprint, auth_required
@@ -11,6 +12,7 @@ bp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and t
 
 
 @bp.post("/register")
+@limits.register
 @bp.arguments(RegisterSchema)
 @bp.response(201, SessionSchema)
 def register(data):
@@ -22,6 +24,7 @@ def register(data):
 
 
 @bp.post("/login")
+@limits.login
 @bp.arguments(LoginSchema)
 @bp.response(200, SessionSchema)
 def login(data):

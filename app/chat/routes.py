@@ -1,5 +1,6 @@
 from flask import current_app
 
+from .. import limits
 from ..auth.identity import current_caller
 from ..db import get_session, session_factory
 from ..llm import get_llm
@@ -24,6 +25,7 @@ def _start_turn(conversation_id: str, data: dict) -> turns.Turn:
 
 @bp.post("/conversations/<id>/messages")
 @auth_required
+@limits.chat
 @bp.arguments(ChatRequestSchema)
 @bp.response(200, ChatReplySchema)
 def send_message(data, id):
@@ -34,6 +36,7 @@ def send_message(data, id):
 
 @bp.post("/conversations/<id>/stream")
 @auth_required
+@limits.chat
 @bp.arguments(ChatRequestSchema)
 @bp.doc(responses={"200": SSE_DOC})
 def stream_message(data, id):

@@ -70,6 +70,12 @@ CHAT_IN_FLIGHT = Gauge(
     multiprocess_mode="livesum",
 )
 
+RATE_LIMIT_HITS = Counter(
+    "rate_limit_hits_total",
+    "Requests refused with 429 because they went over a rate limit, by limit name.",
+    ["limit"],
+)
+
 BUILD_INFO = Gauge(
     "gateway_build_info",
     "Always 1; the labels carry the running version.",

@@ -1,5 +1,6 @@
 from flask import current_app
 
+from .. import limits
 from ..llm import get_llm
 from ..rest import Blueprint, auth_required
 from . import completions, streaming
@@ -25,6 +26,7 @@ def list_models():
 
 @bp.post("/chat/completions")
 @auth_required
+@limits.chat
 @bp.arguments(ChatCompletionRequestSchema)
 @bp.doc(responses={"200": SSE_DOC})
 def create_chat_completion(data):

@@ -107,6 +107,7 @@ class Gunicorn(ManagedProcess):
             "GUNICORN_THREADS": str(threads),
             "LOG_LEVEL": "INFO",
             "PASSWORD_HASH_COST": "10",  # the same scrypt, cheaper: see tests/conftest.py
+            "RATE_LIMITS_ENABLED": "false",  # test users all come from 127.0.0.1
             **(env or {}),
         }
 
