@@ -1,4 +1,5 @@
 """Rate limits: 429 in the error contract with Retry-After, counted by limit name, shared through Redis."""
+import os
 import uuid
 
 import pytest
@@ -8,7 +9,8 @@ from prometheus_client import REGISTRY
 from tests.fakes.llm_provider import Script
 from tests.test_errors import assert_error
 
-REDIS_URL = "redis://127.0.0.1:6379/7"  # a database of its own: these tests flush it
+# A database of its own (one per parallel test process): these tests flush it.
+REDIS_URL = f"redis://127.0.0.1:6379/{7 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:])}"
 LIMITS = {"RATE_LIMITS_ENABLED": "true", "RATE_LIMIT_LOGIN_ADDRESS": "6/minute", "RATE_LIMIT_LOGIN_ACCOUNT": "3/minute",
           "RATE_LIMIT_REGISTER_ADDRESS": "4/hour", "RATE_LIMIT_CHAT_USER": "2/minute"}
 

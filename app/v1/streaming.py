@@ -30,8 +30,9 @@ DONE = b"data: [DONE]\n\n"
 def start_stream(*, providers: ProviderPool, call: Call, heartbeat_seconds: float) -> Response:
     client = providers.client_for(call.model)
     telemetry = CompletionTelemetry(call.model.name, streaming=True)
-    relay = Relay(lambda: client.stream(model=call.model.upstream_model, messages=call.messages,
-                                        options=call.options, timeouts=call.model.timeouts)).start()
+    relay = Relay(lambda upstream: client.stream(model=call.model.upstream_model, messages=call.messages,
+                                                 options=call.options, timeouts=call.model.timeouts, call=upstream),
+                  total_seconds=call.model.timeouts.total).start()
     first = relay.next(timeout=heartbeat_seconds)
     if isinstance(first, Failure):
         telemetry.finish(first.error.outcome if isinstance(first.error, ProviderError) else "internal_error")
