@@ -46,8 +46,13 @@ class ValidationFailed(ApiError):
         super().__init__(400, "validation_error", message, details)
 
 
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    """The contract's body, for code that answers outside Flask (the master's metrics listener)."""
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
 def error_response(status: int, code: str, message: str, details: dict | None = None, headers=None):
-    response = jsonify({"error": {"code": code, "message": message, "details": details or {}}})
+    response = jsonify(error_body(code, message, details))
     response.status_code = status
     if headers:
         response.headers.update(headers)
