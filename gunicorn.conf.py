@@ -80,6 +80,7 @@ def when_ready(server):
 
 
 def child_exit(server, worker):
+    # Never raises: a bad metrics file is logged and set aside, the master lives on.
     metrics_dir.fold_dead_worker(worker.pid, METRICS_DIR)
 
 
