@@ -3,6 +3,7 @@
 The master validates the settings, migrates the database once (before any
 worker exists), and owns the metrics plumbing shared by all workers.
 """
+import gc
 import logging
 import os
 import secrets
@@ -61,6 +62,13 @@ def on_starting(server):
         server.log.info("database schema already at %s: nothing to migrate", after)
     else:
         server.log.info("database schema migrated from %s to %s", before or "empty", after)
+
+
+def pre_fork(server, worker):
+    # Keep the preloaded heap out of the garbage collector: a collection in a forked
+    # worker, or at its exit, touches every object and copies every page, which made
+    # a worker recycle take ~300 ms instead of ~50 ms.
+    gc.freeze()
 
 
 def post_fork(server, worker):
