@@ -167,6 +167,8 @@ def test_every_dashboard_query_returns_data(stack, title, ref, expr, job):
     print(f"{title} ({ref}) job {job}: {len(result)} series <- {expr}")  # the series count, for `pytest -s`
     values = [float(sample["value"][1]) for sample in result]
     assert any(not math.isnan(v) for v in values), f"{title} ({ref}) returned only NaN: {result}"
+    # The data came through $job: a job that does not exist shows nothing.
+    assert prom.query(grafana_to_promql(expr, "no-such-job")) == [], f"{title} ({ref}) ignores $job"
 
 
 def test_template_variables_list_every_gateway_job_the_instance_and_both_models(stack):
