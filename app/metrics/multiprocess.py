@@ -149,10 +149,11 @@ def _add_into(archive_path: str, values) -> None:
         archive.close()
 
 
-def _read_for_scrape(name: str):
+def _read_for_scrape(name: str, keys: dict) -> list:
+    """Samples of one file, all or none: [(metric, help, sample, labels, value, timestamp)]."""
     for attempt in range(READ_ATTEMPTS):
         try:
-            return read_values(name)
+            return _samples(name, keys)
         except FileNotFoundError:
             return []  # a live gauge's file, removed as its worker died
         except (CorruptFile, OSError) as exc:
@@ -165,23 +166,52 @@ def _read_for_scrape(name: str):
     return []
 
 
+def _samples(name: str, keys: dict) -> list:
+    kind, mode, pid = _file_kind(name)
+    samples = []
+    for key, value, timestamp in read_values(name):
+        if key not in keys:
+            metric_name, sample_name, labels, help_text = json.loads(key)
+            keys[key] = metric_name, sample_name, tuple(sorted(labels.items())), help_text
+        metric_name, sample_name, labels_key, help_text = keys[key]
+        if kind == "histogram" and sample_name.endswith("_bucket"):
+            _bucket_bound(labels_key)
+        if kind == "gauge":
+            labels_key += (("pid", pid),)
+        samples.append((metric_name, help_text, sample_name, labels_key, value, timestamp))
+    return samples
+
+
+def _file_kind(name: str) -> tuple[str, str | None, str | None]:
+    """(type, gauge mode, pid) from prometheus_client's file names: counter_<pid>.db, gauge_<mode>_<pid>.db."""
+    parts = os.path.basename(name)[:-len(".db")].split("_")
+    kind = parts[0]
+    if kind in SUMMED_TYPES:
+        return kind, None, None
+    if kind == "gauge" and len(parts) >= 3:
+        return kind, parts[1], parts[-1]
+    raise CorruptFile("not a prometheus_client file name")
+
+
+def _bucket_bound(labels_key) -> None:
+    try:
+        float(dict(labels_key)["le"])
+    except (KeyError, ValueError) as exc:
+        raise CorruptFile("a histogram bucket without a numeric le") from exc
+
+
 def _read_metrics(files) -> dict:
-    """prometheus_client's MultiProcessCollector._read_metrics, on our reader."""
+    """prometheus_client's MultiProcessCollector._read_metrics, on our reader, one whole file at a time."""
     metrics, keys = {}, {}
     for name in files:
-        parts = os.path.basename(name).split("_")
-        kind = parts[0]
-        for key, value, timestamp in _read_for_scrape(name):
-            if key not in keys:
-                metric_name, sample_name, labels, help_text = json.loads(key)
-                keys[key] = metric_name, sample_name, tuple(sorted(labels.items())), help_text
-            metric_name, sample_name, labels_key, help_text = keys[key]
+        kind = os.path.basename(name).split("_")[0]
+        for metric_name, help_text, sample_name, labels_key, value, timestamp in _read_for_scrape(name, keys):
             metric = metrics.get(metric_name)
             if metric is None:
                 metric = metrics[metric_name] = Metric(metric_name, help_text, kind)
             if kind == "gauge":
-                metric._multiprocess_mode = parts[1]
-                metric.add_sample(sample_name, labels_key + (("pid", parts[2][:-3]),), value, timestamp)
+                metric._multiprocess_mode = _file_kind(name)[1]
+                metric.add_sample(sample_name, labels_key, value, timestamp)
             else:
                 metric.add_sample(sample_name, labels_key, value)
     return metrics

@@ -71,6 +71,19 @@ def test_a_scrape_counts_the_good_files_and_leaves_the_bad_ones_out(tmp_path, ca
     assert sum("counter_5.db" in m for m in named) == 1
 
 
+def test_a_file_whose_entries_parse_but_make_no_sense_is_left_out_whole(tmp_path):
+    write_counter(tmp_path / "counter_1.db", 3)
+    bad = MmapedDict(str(tmp_path / "histogram_2.db"))
+    bad.write_value(mmap_key("h", "h_count", [], [], "H."), 1.0, 0.0)
+    bad.write_value(mmap_key("h", "h_bucket", ["le"], ["not-a-number"], "H."), 1.0, 0.0)
+    bad.close()
+    write_counter(tmp_path / "notes.db", 100)  # not a name prometheus_client writes
+    registry = CollectorRegistry()
+    multiprocess.LockedMultiProcessCollector(registry, str(tmp_path))
+    assert registry.get_sample_value("http_requests_total", {"method": "GET", "route": "/livez", "status_code": "200"}) == 3
+    assert registry.get_sample_value("h_count") is None
+
+
 def test_folding_a_good_file_moves_its_counts_into_the_archive(tmp_path):
     write_counter(tmp_path / f"counter_{PID}.db", 3)
     write_counter(tmp_path / "counter_archive.db", 4)
