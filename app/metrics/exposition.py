@@ -13,7 +13,8 @@ from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
 from ..errors import error_body, error_response
-from .multiprocess import LockedMultiProcessCollector, directory
+from .collector import LockedMultiProcessCollector
+from .multiprocess import directory
 from .process import GunicornProcessCollector
 
 UNAUTHORIZED = ("unauthorized", "Send the metrics token: Authorization: Bearer <METRICS_TOKEN>")

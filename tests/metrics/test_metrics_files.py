@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 from app.metrics import multiprocess
+from app.metrics.collector import LockedMultiProcessCollector
 from app.metrics.dbfile import CorruptFile, read_values
 
 PID = 4242
@@ -40,7 +41,7 @@ def stage(path, state: str) -> None:
 
 def scrape_total(directory) -> float:
     registry = CollectorRegistry()
-    multiprocess.LockedMultiProcessCollector(registry, str(directory))
+    LockedMultiProcessCollector(registry, str(directory))
     labels = {"method": "GET", "route": "/livez", "status_code": "200"}
     return registry.get_sample_value("http_requests_total", labels) or 0.0
 
@@ -63,7 +64,7 @@ def test_a_scrape_counts_the_good_files_and_leaves_the_bad_ones_out(tmp_path, ca
     write_counter(tmp_path / "counter_archive.db", 4)
     for pid, state in enumerate(["empty", "sized", "truncated", "garbage"], start=2):
         stage(tmp_path / f"counter_{pid}.db", state)
-    with caplog.at_level(logging.ERROR, "app.metrics.multiprocess"):
+    with caplog.at_level(logging.ERROR, "app.metrics.collector"):
         assert scrape_total(tmp_path) == 7
         assert scrape_total(tmp_path) == 7
     named = [r.getMessage() for r in caplog.records]
@@ -79,7 +80,7 @@ def test_a_file_whose_entries_parse_but_make_no_sense_is_left_out_whole(tmp_path
     bad.close()
     write_counter(tmp_path / "notes.db", 100)  # not a name prometheus_client writes
     registry = CollectorRegistry()
-    multiprocess.LockedMultiProcessCollector(registry, str(tmp_path))
+    LockedMultiProcessCollector(registry, str(tmp_path))
     assert registry.get_sample_value("http_requests_total", {"method": "GET", "route": "/livez", "status_code": "200"}) == 3
     assert registry.get_sample_value("h_count") is None
 
@@ -106,7 +107,7 @@ def test_folding_a_corrupt_file_sets_it_aside_and_changes_no_total(tmp_path, cap
     assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".db")) == ["counter_archive.db", "histogram_archive.db"]
     assert any(f"counter_{PID}.db" in r.getMessage() and str(kept) in r.getMessage() for r in caplog.records)
     registry = CollectorRegistry()
-    multiprocess.LockedMultiProcessCollector(registry, str(tmp_path))
+    LockedMultiProcessCollector(registry, str(tmp_path))
     assert registry.get_sample_value("gateway_metrics_quarantined_files") == 1
 
 
