@@ -64,13 +64,6 @@ def on_starting(server):
         server.log.info("database schema migrated from %s to %s", before or "empty", after)
 
 
-def pre_fork(server, worker):
-    # Keep the preloaded heap out of the garbage collector: a collection in a forked
-    # worker, or at its exit, touches every object and copies every page, which made
-    # a worker recycle take ~300 ms instead of ~50 ms.
-    gc.freeze()
-
-
 def post_fork(server, worker):
     # With preload_app the engine was built in the master: drop any pooled
     # connection it may hold, so no two workers ever share a database socket.
@@ -80,6 +73,11 @@ def post_fork(server, worker):
 
 
 def when_ready(server):
+    # Once, before the first fork: keep the preloaded heap out of the garbage collector.
+    # A collection in a forked worker, or at its exit, touches every object and copies
+    # every page, which made a worker recycle take ~300 ms instead of ~50 ms. Objects
+    # the master creates later stay collectable.
+    gc.freeze()
     if settings.metrics_port:
         from app.metrics.exposition import serve_from_master
 
