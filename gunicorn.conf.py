@@ -3,6 +3,7 @@
 The master validates the settings, migrates the database once (before any
 worker exists), and owns the metrics plumbing shared by all workers.
 """
+import gc
 import logging
 import os
 import secrets
@@ -72,6 +73,11 @@ def post_fork(server, worker):
 
 
 def when_ready(server):
+    # Once, before the first fork: keep the preloaded heap out of the garbage collector.
+    # A collection in a forked worker, or at its exit, touches every object and copies
+    # every page, which made a worker recycle take ~300 ms instead of ~50 ms. Objects
+    # the master creates later stay collectable.
+    gc.freeze()
     if settings.metrics_port:
         from app.metrics.exposition import serve_from_master
 
@@ -80,6 +86,7 @@ def when_ready(server):
 
 
 def child_exit(server, worker):
+    # Never raises: a bad metrics file is logged and set aside, the master lives on.
     metrics_dir.fold_dead_worker(worker.pid, METRICS_DIR)
 
 

@@ -12,11 +12,12 @@ from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder
 from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
-from ..errors import error_response
-from .multiprocess import LockedMultiProcessCollector, directory
+from ..errors import error_body, error_response
+from .collector import LockedMultiProcessCollector
+from .multiprocess import directory
 from .process import GunicornProcessCollector
 
-UNAUTHORIZED = {"code": "unauthorized", "message": "Send the metrics token: Authorization: Bearer <METRICS_TOKEN>", "details": {}}
+UNAUTHORIZED = ("unauthorized", "Send the metrics token: Authorization: Bearer <METRICS_TOKEN>")
 
 
 def build_registry(master_pid_getter) -> CollectorRegistry:
@@ -44,7 +45,7 @@ def token_required(token: str):
         @wraps(view)
         def guarded(*args, **kwargs):
             if not authorized(request.headers.get("Authorization"), token):
-                return error_response(401, UNAUTHORIZED["code"], UNAUTHORIZED["message"], headers={"WWW-Authenticate": "Bearer"})
+                return error_response(401, *UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
             return view(*args, **kwargs)
 
         return guarded
@@ -90,7 +91,7 @@ class _QuietHandler(WSGIRequestHandler):
 def serve_from_master(host: str, port: int, token: str) -> ThreadingWSGIServer:
     """A listener in the gunicorn master: answers even when every worker thread is busy."""
     metrics_app = make_wsgi_app(build_registry(os.getpid))
-    body = json.dumps({"error": UNAUTHORIZED}).encode()
+    body = json.dumps(error_body(*UNAUTHORIZED)).encode()
 
     def guarded(environ, start_response):
         if not authorized(environ.get("HTTP_AUTHORIZATION"), token):

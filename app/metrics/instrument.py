@@ -4,9 +4,9 @@ import platform
 from flask import Flask, request_started
 
 from ..version import __version__
+from .accounting import RequestMetricsMiddleware, remember_route
 from .definitions import BUILD_INFO
 from .exposition import exporter_for
-from .requests import RequestMetricsMiddleware, remember_route
 
 
 def init_app(app: Flask) -> None:

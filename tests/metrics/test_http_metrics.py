@@ -110,9 +110,14 @@ def test_metrics_output_passes_promtool_and_the_python_parser(server, tmp_path):
 
 def test_metrics_token_guards_both_listeners(tmp_path):
     token = "metrics-token-for-tests-0123456789"
+    bodies = []
     with Gunicorn(tmp_path, workers=2, env={"METRICS_TOKEN": token}) as server:
         for url in (server.metrics_url, server.url + "/metrics"):
             assert requests.get(url, timeout=5).status_code == 401
             denied = requests.get(url, headers={"Authorization": "Bearer wrong"}, timeout=5)
             assert denied.status_code == 401 and denied.json()["error"]["code"] == "unauthorized"
+            assert denied.headers["WWW-Authenticate"] == "Bearer"
+            bodies.append(denied.json())
             assert scrape(url, token=token).series("gateway_build_info")
+    # The master's listener answers outside Flask, with the same error contract as the API port.
+    assert bodies[0] == bodies[1] and set(bodies[0]["error"]) == {"code", "message", "details"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.metrics import scrape
+from tests.support.metrics import assert_never_decreases, scrape
 from tests.support.servers import Gunicorn, wait_until
 
 pytestmark = pytest.mark.slow
@@ -21,15 +21,6 @@ def hammer(url: str, stop: threading.Event, sent: list):
             sent.append(requests.get(url, timeout=5).status_code)
         except requests.RequestException:
             sent.append(None)  # a request on the killed worker: lost, and never counted
-
-
-def assert_never_decreases(snapshots):
-    """No counter goes down or vanishes; only per-process series (pid label) end with their process."""
-    for earlier, later in zip(snapshots, snapshots[1:]):
-        for key, value in earlier.counters().items():
-            if key not in later and any(name == "pid" for name, _ in key[1]):
-                continue
-            assert later.get(key, 0.0) >= value, (key, value, later.get(key))
 
 
 def test_kill_9_a_worker_under_load(tmp_path):

@@ -58,11 +58,11 @@ class Prometheus(ManagedProcess):
     def targets(self) -> list[dict]:
         return self.api("targets", state="active")["activeTargets"]
 
-    def wait_for_target(self, health: str, timeout: float = 30.0) -> dict:
-        """The single gateway target once its last scrape has `health` ("up" or "down")."""
+    def wait_for_target(self, health: str, timeout: float = 30.0, count: int = 1) -> dict:
+        """The gateway target (the first of `count`) once every last scrape has `health` ("up" or "down")."""
         def matching():
             targets = self.targets()
-            return targets[0] if len(targets) == 1 and targets[0]["health"] == health else None
+            return targets[0] if len(targets) == count and all(t["health"] == health for t in targets) else None
         try:
             return wait_until(matching, timeout=timeout, interval=0.5, what=f"target {health}")
         except TimeoutError as exc:

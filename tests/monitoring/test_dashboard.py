@@ -89,16 +89,22 @@ def test_panel_ids_are_unique_and_the_grid_has_no_overlap(dashboard):
                 cells[(x, y)] = panel["title"]
 
 
-def test_template_variables_for_datasource_instance_and_model(dashboard):
+def test_template_variables_for_datasource_job_instance_and_model(dashboard):
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
-    for name in ("instance", "model"):
+    for name in ("job", "instance", "model"):
         variable = variables[name]
         assert variable["type"] == "query" and variable["multi"] and variable["includeAll"], name
-        assert variable["allValue"] == ".*", name
+    # 'All' jobs are the jobs found, never ".*": other applications' http_requests_total must stay out.
+    assert variables["job"]["query"]["query"] == "label_values(gateway_build_info, job)"
+    assert "allValue" not in variables["job"]
+    for name in ("instance", "model"):
+        assert variables[name]["allValue"] == ".*", name
+        assert 'job=~"$job"' in variables[name]["query"]["query"], name
     for panel in panels(dashboard):
         for target in panel["targets"]:
-            assert 'job="ai-chat-gateway"' in target["expr"], panel["title"]
+            assert 'job=~"$job"' in target["expr"], f"{panel['title']}: not filtered by $job"
+            assert "ai-chat-gateway" not in target["expr"], panel["title"]
             assert 'instance=~"$instance"' in target["expr"], f"{panel['title']}: not filtered by $instance"
             if "chat_" in target["expr"] and "chat_completions_in_flight" not in target["expr"]:
                 assert 'model=~"$model"' in target["expr"], f"{panel['title']}: not filtered by $model"

@@ -1,8 +1,13 @@
 """The monitoring stack against the real gateway: gunicorn with several workers and the fake LLM
 provider, scraped by a real Prometheus with the project's configuration (target rewritten to the
-test's ports). Every dashboard query returns data, the target is up, every rule is loaded and healthy."""
+test's ports). Every dashboard query returns data, the target is up, every rule is loaded and healthy.
+
+The same Prometheus also scrapes the gateway under another job name, as a Prometheus that already
+exists would (a file_sd target group whose `job` label wins over the scrape config's job_name):
+the dashboard and the rules must work for either job, with no job name written in them."""
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -23,6 +28,8 @@ TOKEN = "metrics-token-for-the-end-to-end-test"
 OLLAMA_MODEL = "llama3.1"
 OPENAI_MODEL = "gpt-test"
 TOKENS = ["Hel", "lo", ",", " wor", "ld", "!"]
+PROJECT_JOB, OTHER_JOB = "ai-chat-gateway", "api-gateway"
+JOBS = (PROJECT_JOB, OTHER_JOB)
 
 
 class Client:
@@ -81,8 +88,8 @@ def wait_for_scrape_after(prom: Prometheus, moment: float) -> None:
     """Until Prometheus has scraped the gateway after `moment` (a time.time())."""
     def scraped():
         # timestamp() of a plain selector: the time of the last scrape (of an expression: now).
-        result = prom.query('timestamp(up{job="ai-chat-gateway"})')
-        return result and float(result[0]["value"][1]) > moment
+        result = prom.query("timestamp(up)")
+        return len(result) == len(JOBS) and all(float(sample["value"][1]) > moment for sample in result)
     wait_until(scraped, timeout=30, interval=0.5, what="a scrape after the traffic")
 
 
@@ -93,9 +100,10 @@ def dashboard_queries():
             yield panel["title"], target["refId"], target["expr"]
 
 
-def grafana_to_promql(expr: str) -> str:
-    """What Grafana sends for 'All' instances and models over a short range."""
-    return expr.replace("$__rate_interval", "1m").replace("$instance", ".*").replace("$model", ".*")
+def grafana_to_promql(expr: str, job: str) -> str:
+    """What Grafana sends for one job and 'All' instances and models over a short range."""
+    expr = expr.replace("$__rate_interval", "1m").replace("$instance", ".*").replace("$model", ".*")
+    return expr.replace("$job", job)  # our job names hold no regex metacharacters
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +121,14 @@ def stack(tmp_path_factory, prometheus_bin):
         })
         with gateway:
             gateway.wait_for_workers(WORKERS)
-            prometheus = Prometheus(tmp_path, target=f"127.0.0.1:{gateway.metrics_port}",
-                                    prometheus_bin=prometheus_bin, metrics_token=TOKEN)
+            target = f"127.0.0.1:{gateway.metrics_port}"
+            prometheus = Prometheus(tmp_path, target=target, prometheus_bin=prometheus_bin, metrics_token=TOKEN)
+            # Beside the project's targets/gateway.yml: the same gateway, under someone else's job name.
+            (prometheus.runtime_dir / "targets").mkdir(parents=True)
+            (prometheus.runtime_dir / "targets" / "other-job.yml").write_text(
+                yaml.safe_dump([{"targets": [target], "labels": {"job": OTHER_JOB}}]))
             with prometheus:
-                prometheus.wait_for_target("up")
+                prometheus.wait_for_target("up", count=len(JOBS))
                 client = Client(gateway.url)
                 try:
                     # Two rounds with a scrape between them, so every rate() sees counters move.
@@ -138,28 +150,37 @@ def test_the_metrics_listener_wants_the_token(stack):
 
 def test_target_is_up_with_the_project_settings(stack):
     gateway, prom = stack
-    [target] = prom.targets()
-    assert target["health"] == "up", target
-    assert target["labels"] == {"instance": f"127.0.0.1:{gateway.metrics_port}", "job": "ai-chat-gateway"}
-    assert target["scrapeInterval"] == "5s"
+    targets = {target["labels"]["job"]: target for target in prom.targets()}
+    assert set(targets) == set(JOBS)
+    for target in targets.values():
+        assert target["health"] == "up", target
+        assert target["labels"]["instance"] == f"127.0.0.1:{gateway.metrics_port}"
+        assert target["scrapeInterval"] == "5s"
 
 
+@pytest.mark.parametrize("job", JOBS)
 @pytest.mark.parametrize("title, ref, expr", [pytest.param(*q, id=f"{q[0]} {q[1]}") for q in dashboard_queries()])
-def test_every_dashboard_query_returns_data(stack, title, ref, expr):
+def test_every_dashboard_query_returns_data(stack, title, ref, expr, job):
     _, prom = stack
-    result = prom.query(grafana_to_promql(expr))
-    assert result, f"{title} ({ref}) returned nothing: {expr}"
-    print(f"{title} ({ref}): {len(result)} series <- {expr}")  # the series count, for `pytest -s`
+    result = prom.query(grafana_to_promql(expr, job))
+    assert result, f"{title} ({ref}) returned nothing for job {job}: {expr}"
+    print(f"{title} ({ref}) job {job}: {len(result)} series <- {expr}")  # the series count, for `pytest -s`
     values = [float(sample["value"][1]) for sample in result]
     assert any(not math.isnan(v) for v in values), f"{title} ({ref}) returned only NaN: {result}"
+    # The data came through $job: a job that does not exist shows nothing.
+    assert prom.query(grafana_to_promql(expr, "no-such-job")) == [], f"{title} ({ref}) ignores $job"
 
 
-def test_template_variables_list_the_instance_and_both_models(stack):
+def test_template_variables_list_every_gateway_job_the_instance_and_both_models(stack):
     gateway, prom = stack
-    instances = prom.api("label/instance/values", **{"match[]": 'up{job="ai-chat-gateway"}'})
-    assert instances == [f"127.0.0.1:{gateway.metrics_port}"]
-    models = prom.api("label/model/values", **{"match[]": 'chat_completions_total{job="ai-chat-gateway"}'})
-    assert set(models) == {OLLAMA_MODEL, OPENAI_MODEL}
+    variables = {v["name"]: v for v in json.loads(DASHBOARD.read_text())["templating"]["list"]}
+    job_query = re.fullmatch(r"label_values\((.+), job\)", variables["job"]["query"]["query"]).group(1)
+    assert sorted(prom.api("label/job/values", **{"match[]": job_query})) == sorted(JOBS)
+    for job in JOBS:
+        instances = prom.api("label/instance/values", **{"match[]": f'up{{job=~"{job}"}}'})
+        assert instances == [f"127.0.0.1:{gateway.metrics_port}"]
+        models = prom.api("label/model/values", **{"match[]": f'chat_completions_total{{job=~"{job}"}}'})
+        assert set(models) == {OLLAMA_MODEL, OPENAI_MODEL}
 
 
 def test_panels_show_what_the_traffic_did(stack):
@@ -187,11 +208,17 @@ def test_every_rule_is_loaded_and_healthy(stack):
     assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
     # The recorded ratios have data once traffic flowed (each group on its own schedule: wait).
     def per_model():
-        return {s["metric"]["model"] for s in prom.query("job_model:chat_completions_errors:ratio_rate5m")}
-    wait_until(lambda: per_model() == {OLLAMA_MODEL, OPENAI_MODEL}, timeout=40, interval=1, what="per-model chat ratios")
+        return {(s["metric"]["job"], s["metric"]["model"])
+                for s in prom.query("job_model:chat_completions_errors:ratio_rate5m")}
+    wait_until(lambda: per_model() == {(job, model) for job in JOBS for model in (OLLAMA_MODEL, OPENAI_MODEL)},
+               timeout=40, interval=1, what="per-model chat ratios for every job")
+
+    def jobs_of(name):
+        return sorted(s["metric"]["job"] for s in prom.query(name))
     for name in ("job:chat_availability_errors:ratio_rate5m", "job:chat_availability_errors:ratio_rate1h",
                  "job:http_requests_5xx:ratio_rate5m", "job_model:chat_completion_duration_seconds:p95_5m",
                  "job_model:chat_time_to_first_token_seconds:p95_5m"):
-        wait_until(lambda name=name: prom.query(name), timeout=40, interval=1, what=f"{name} recorded")
-    errors = float(prom.query("job:chat_availability_errors:ratio_rate5m")[0]["value"][1])
-    assert 0 < errors < 1, "provider errors and timeouts count, successes too"
+        wait_until(lambda name=name: set(jobs_of(name)) == set(JOBS), timeout=40, interval=1,
+                   what=f"{name} recorded for every job")
+    for sample in prom.query("job:chat_availability_errors:ratio_rate5m"):
+        assert 0 < float(sample["value"][1]) < 1, "provider errors and timeouts count, successes too"

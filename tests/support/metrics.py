@@ -34,3 +34,12 @@ def scrape(url: str, token: str | None = None, timeout: float = 10) -> Samples:
     response = requests.get(url, headers=headers, timeout=timeout)
     response.raise_for_status()
     return parse(response.text)
+
+
+def assert_never_decreases(snapshots) -> None:
+    """No counter goes down or vanishes; only per-process series (pid label) end with their process."""
+    for earlier, later in zip(snapshots, snapshots[1:]):
+        for key, value in earlier.counters().items():
+            if key not in later and any(name == "pid" for name, _ in key[1]):
+                continue
+            assert later.get(key, 0.0) >= value, (key, value, later.get(key))
