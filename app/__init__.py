@@ -43,13 +43,14 @@ def register_api_docs(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import db
+    from . import chat_capacity, db
     from .auth import tokens
     from .extensions import api
 
     if app.config["DATABASE_URL"].startswith("sqlite:///"):
         Path(app.config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     db.init_app(app)
+    chat_capacity.init_app(app)
     tokens.init_app(app)
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})

@@ -1,6 +1,7 @@
 from flask import current_app
 from flask_jwt_extended import get_jwt_identity
 
+from ..chat_capacity import limit_concurrent_chats
 from ..db import get_session
 from ..rest import Blueprint, auth_required
 from . import runtime, service, streaming
@@ -22,6 +23,7 @@ def _start_turn(conversation_id: str, data: dict) -> service.Turn:
 
 
 @bp.post("/conversations/<id>/messages")
+@limit_concurrent_chats
 @auth_required
 @bp.arguments(ChatRequestSchema)
 @bp.response(200, ChatReplySchema)
@@ -32,6 +34,7 @@ def send_message(data, id):
 
 
 @bp.post("/conversations/<id>/stream")
+@limit_concurrent_chats
 @auth_required
 @bp.arguments(ChatRequestSchema)
 @bp.doc(responses={"200": SSE_DOC})
