@@ -37,6 +37,8 @@ def _fmt(value, unit: str = "") -> str:
         return f"{value * 1000:.0f} ms"
     if unit == "s":
         return f"{value:.2f} s"
+    if unit == "cores":
+        return f"{value:.2f}"
     if isinstance(value, float):
         return f"{value:.1f}"
     return str(value)
@@ -61,13 +63,13 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def markdown(args, ceiling: list[dict], models: dict[str, dict[str, list[dict]]]) -> str:
     stream_rows = [["client → fake upstream (tool ceiling)", _spread(ceiling, "errors", ""),
                     _spread(ceiling, "ttft_p95", "ms"), _spread(ceiling, "done_max", "s"), "–", "–",
-                    _spread(ceiling, "client_cpu", "")]]
+                    _spread(ceiling, "client_cpu", "cores")]]
     slow_rows, hung_rows = [], []
     for name, runs in models.items():
         s = runs["streams"]
         stream_rows.append([f"gateway, {name}", _spread(s, "errors", ""), _spread(s, "ttft_p95", "ms"),
                             _spread(s, "done_max", "s"), _spread(s, "livez_p99", "ms"),
-                            _fmt(_median(s, "kib_per_stream")), _spread(s, "client_cpu", "")])
+                            _fmt(_median(s, "kib_per_stream")), _spread(s, "client_cpu", "cores")])
         h = runs["slow_headers"]
         slow_rows.append([name, _fmt(_median(h, "closed_by_server")), _spread(h, "close_max", "s"),
                           _spread(h, "livez_p50", "ms"), _spread(h, "livez_p99", "ms"),

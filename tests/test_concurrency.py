@@ -124,3 +124,20 @@ def test_a_chat_over_the_cap_gets_503_and_the_slot_frees_when_the_client_leaves(
         while not chat_accepted():
             assert time.monotonic() < deadline, "the slot was not released after the client left"
             time.sleep(0.1)
+
+
+def test_heartbeats_flow_while_the_model_is_silent(tmp_path, fake_llm):
+    # The relay's thread and queue are a greenlet and a gevent queue under the gevent worker.
+    fake_llm.script = Script(tokens=["late"], first_token_delay=1.5)
+    with gateway(tmp_path, fake_llm, workers=1, env={"SSE_HEARTBEAT_SECONDS": "0.2"}) as server:
+        http = logged_in(server)
+        conversation = new_conversation(http, server)
+        with http.post(f"{server.url}/conversations/{conversation}/stream", json={"content": "hi"},
+                       stream=True, timeout=10) as response:
+            assert response.status_code == 200
+            lines = [line for line in response.iter_lines() if line]
+    heartbeats = [line for line in lines if line == b": keep-alive"]
+    events = [json.loads(line[6:])["type"] for line in lines if line.startswith(b"data: ")]
+    assert len(heartbeats) >= 3, lines
+    assert events == ["token", "end"]
+    assert lines.index(heartbeats[0]) < lines.index(next(line for line in lines if line.startswith(b"data: ")))
