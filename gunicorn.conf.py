@@ -71,6 +71,10 @@ if keepalive < 1:
 preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() != "false"
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
+# Each worker gets its own listening socket and the kernel spreads new connections
+# evenly over them; with one shared socket under gevent, whichever worker wakes
+# first takes most of a burst. Off by default: see the README before turning it on.
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "false").lower() == "true"
 # Several gateways (and test servers) may run side by side; none needs the control socket.
 control_socket_disable = True
 # Empty turns the access log off (a load test would otherwise write a line per request).

@@ -69,7 +69,7 @@ class Settings:
     heartbeat_seconds: float = 10.0
     # Per worker process: connections kept open, extra ones opened under load, and
     # how long a request waits for a free one before it gets a 503 with Retry-After.
-    db_pool_size: int = 5
+    db_pool_size: int = 10
     db_max_overflow: int = 10
     db_pool_timeout: float = 10.0
     # Per worker process: chats (whole or streamed) served at once; the next gets a 503.
@@ -122,7 +122,7 @@ class Settings:
             provider_read_timeout=_float("PROVIDER_READ_TIMEOUT", get("PROVIDER_READ_TIMEOUT", "120"), 0.1, 3600),
             context_token_budget=_int("CONTEXT_TOKEN_BUDGET", get("CONTEXT_TOKEN_BUDGET", "4000"), 100, 2_000_000),
             heartbeat_seconds=_float("SSE_HEARTBEAT_SECONDS", get("SSE_HEARTBEAT_SECONDS", "10"), 0.05, 300),
-            db_pool_size=_int("DB_POOL_SIZE", get("DB_POOL_SIZE", "5"), 1, 1000),
+            db_pool_size=_int("DB_POOL_SIZE", get("DB_POOL_SIZE", "10"), 1, 1000),
             db_max_overflow=_int("DB_MAX_OVERFLOW", get("DB_MAX_OVERFLOW", "10"), 0, 1000),
             db_pool_timeout=_float("DB_POOL_TIMEOUT", get("DB_POOL_TIMEOUT", "10"), 0.01, 300),
             chat_max_concurrent=_int("CHAT_MAX_CONCURRENT", get("CHAT_MAX_CONCURRENT", "1000"), 1, 1_000_000),

@@ -55,6 +55,11 @@ def _spread(runs: list[dict], key: str, unit: str) -> str:
     return text
 
 
+def _probes_failed(runs: list[dict]) -> str:
+    """Probes that failed (2 s timeout) out of those sent, over all runs: p99 only counts answers."""
+    return f"{sum(run.get('livez_failed', 0) for run in runs)}/{sum(run.get('livez_probes', 0) for run in runs)}"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
@@ -62,20 +67,20 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def markdown(args, ceiling: list[dict], models: dict[str, dict[str, list[dict]]]) -> str:
     stream_rows = [["client → fake upstream (tool ceiling)", _spread(ceiling, "errors", ""),
-                    _spread(ceiling, "ttft_p95", "ms"), _spread(ceiling, "done_max", "s"), "–", "–",
+                    _spread(ceiling, "ttft_p95", "ms"), _spread(ceiling, "done_max", "s"), "–", "–", "–",
                     _spread(ceiling, "client_cpu", "cores")]]
     slow_rows, hung_rows = [], []
     for name, runs in models.items():
         s = runs["streams"]
         stream_rows.append([f"gateway, {name}", _spread(s, "errors", ""), _spread(s, "ttft_p95", "ms"),
-                            _spread(s, "done_max", "s"), _spread(s, "livez_p99", "ms"),
+                            _spread(s, "done_max", "s"), _spread(s, "livez_p99", "ms"), _probes_failed(s),
                             _fmt(_median(s, "kib_per_stream")), _spread(s, "client_cpu", "cores")])
         h = runs["slow_headers"]
         slow_rows.append([name, _fmt(_median(h, "closed_by_server")), _spread(h, "close_max", "s"),
                           _spread(h, "livez_p50", "ms"), _spread(h, "livez_p99", "ms"),
-                          _fmt(_median(h, "livez_failed"))])
+                          _probes_failed(h)])
         u = runs["hung_upstream"]
-        hung_rows.append([name, str(u[0]["statuses"]), _spread(u, "livez_p99", "ms"), _fmt(_median(u, "livez_failed")),
+        hung_rows.append([name, str(u[0]["statuses"]), _spread(u, "livez_p99", "ms"), _probes_failed(u),
                           _fmt(_median(u, "upstream_open_1s_after_leaving"))])
     threads = f", {args.threads} threads each for gthread" if "gthread" in models else ""
     return "\n\n".join([
@@ -91,7 +96,8 @@ def markdown(args, ceiling: list[dict], models: dict[str, dict[str, list[dict]]]
         f"{args.hung} chats against a hung upstream (clients leave after {args.hung_hold:g} s). "
         f"{args.repeat} run(s) each: medians, range in brackets.",
         "## Concurrent streams\n\n" + _table(
-            ["", "errors", "TTFT p95", "slowest stream", "/livez p99", "KiB per open stream", "client CPU (cores)"],
+            ["", "errors", "TTFT p95", "slowest stream", "/livez p99", "/livez failed", "KiB per open stream",
+             "client CPU (cores)"],
             stream_rows),
         "## Slow-header sockets\n\n" + _table(
             ["serving model", "closed by the server", "time to close (max)", "/livez p50", "/livez p99",
