@@ -7,6 +7,8 @@ import statistics
 import time
 from importlib import metadata
 
+from app.config import Settings
+
 
 def stamp() -> str:
     return time.strftime("%Y-%m-%d-%H%M", time.gmtime())
@@ -60,6 +62,13 @@ def _probes_failed(runs: list[dict]) -> str:
     return f"{sum(run.get('livez_failed', 0) for run in runs)}/{sum(run.get('livez_probes', 0) for run in runs)}"
 
 
+def _pool() -> str:
+    defaults = Settings()
+    size = os.environ.get("DB_POOL_SIZE", defaults.db_pool_size)
+    overflow = os.environ.get("DB_MAX_OVERFLOW", defaults.db_max_overflow)
+    return f"{size} + {overflow} overflow"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
@@ -90,7 +99,8 @@ def markdown(args, ceiling: list[dict], models: dict[str, dict[str, list[dict]]]
         f"- Versions: gunicorn {_version('gunicorn')}, gevent {_version('gevent')}, flask {_version('flask')}, "
         f"requests {_version('requests')}, SQLAlchemy {_version('sqlalchemy')}\n"
         f"- Gateway: `gunicorn -c gunicorn.conf.py wsgi:app`, {args.workers} workers{threads}, "
-        f"header timeout {args.header_timeout} s, database {'SQLite (fresh file)' if not args.database_url else 'PostgreSQL'}\n"
+        f"header timeout {args.header_timeout} s, database {'SQLite (fresh file)' if not args.database_url else 'PostgreSQL'}, "
+        f"pool {_pool()} per worker\n"
         f"- Load: {args.streams} concurrent streams of {args.tokens} tokens over {args.seconds:g} s; "
         f"{args.slow_sockets} slow-header sockets (1 byte/s, held {args.header_timeout + 3} s); "
         f"{args.hung} chats against a hung upstream (clients leave after {args.hung_hold:g} s). "
