@@ -78,4 +78,15 @@ class LockedMultiProcessCollector(MultiProcessCollector):
 
     def collect(self):
         with locked(self._path, exclusive=False):
-            return list(super().collect())
+            # A worker creating its first file leaves it empty for an instant, before
+            # sizing it; prometheus_client would fail the whole scrape on it. It holds
+            # no value yet, so it is skipped.
+            files = [name for name in glob.glob(os.path.join(self._path, "*.db")) if _has_header(name)]
+            return list(self.merge(files, accumulate=True))
+
+
+def _has_header(path: str) -> bool:
+    try:
+        return os.path.getsize(path) >= 8
+    except FileNotFoundError:
+        return False
