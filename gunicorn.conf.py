@@ -4,10 +4,26 @@ The master validates the settings, migrates the database once (before any
 worker exists), and owns the metrics plumbing shared by all workers.
 """
 import gc
-import logging
 import os
-import secrets
-import tempfile
+
+# gevent must patch the standard library before anything imports ssl, socket,
+# threading, requests or urllib3 from this process: with preload_app the app is
+# imported here in the master, and the workers inherit it already imported.
+# Patching later (as the gevent worker does after the fork) leaves modules
+# holding the unpatched classes they imported. psycogreen makes psycopg2 yield
+# to other greenlets while it waits on PostgreSQL instead of blocking the worker.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent").strip() or "gevent"
+if worker_class == "gevent":
+    from gevent import monkey
+
+    monkey.patch_all()
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()
+
+import logging  # noqa: E402
+import secrets  # noqa: E402
+import tempfile  # noqa: E402
 
 # Before anything imports prometheus_client: it picks multiprocess mode at import
 # time from this variable, and workers inherit the master's environment.
@@ -36,21 +52,34 @@ if os.environ.get("APP_ENV", "development").strip().lower() != "production" and 
 settings = Settings.from_env()  # a bad value stops the master here, with the reason
 
 bind = f"{settings.api_host}:{settings.api_port}"
-worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# gthread only: requests one worker serves at once. gevent ignores it.
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
-# With gthread the worker heartbeats from its main thread, so a long stream never trips this.
+# gevent only: open connections (streams, idle keep-alives, slow clients) per worker.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "2000"))
+# The worker heartbeats from its own loop (a thread, or a greenlet), so a long stream never trips this.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
-keepalive = 5
+# Under gevent this is also the request-header timeout: gunicorn reads every
+# request's line and headers (the first one too) under a gevent.Timeout of this
+# many seconds and closes the connection when it expires, so a client sending
+# headers at 1 byte/s holds a socket for at most this long. 0 would disable it.
+keepalive = int(os.environ.get("GUNICORN_HEADER_TIMEOUT", "5"))
+if keepalive < 1:
+    raise ValueError("GUNICORN_HEADER_TIMEOUT must be at least 1 second: 0 lets slow clients hold sockets forever")
 # Workers fork from a master that has already imported and built the app: a
 # recycled worker (max_requests) is serving again in milliseconds, not a second.
 preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() != "false"
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
+# Each worker gets its own listening socket and the kernel spreads new connections
+# evenly over them; with one shared socket under gevent, whichever worker wakes
+# first takes most of a burst. Off by default: see the README before turning it on.
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "false").lower() == "true"
 # Several gateways (and test servers) may run side by side; none needs the control socket.
 control_socket_disable = True
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+# Empty turns the access log off (a load test would otherwise write a line per request).
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
 loglevel = settings.log_level.lower()
 
 

@@ -46,13 +46,14 @@ def register_api_docs(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import db, llm
+    from . import chat_capacity, db, llm
     from .auth import identity, tokens
     from .extensions import api
 
     if app.config["DATABASE_URL"].startswith("sqlite:///"):
         Path(app.config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     db.init_app(app)
+    chat_capacity.init_app(app)
     tokens.init_app(app)
     identity.init_app(app)
     llm.init_app(app)

@@ -134,6 +134,14 @@ class Settings:
     rate_limit_register_address: str = _setting("RATE_LIMIT_REGISTER_ADDRESS", "10/hour", _limits)
     rate_limit_chat_user: str = _setting("RATE_LIMIT_CHAT_USER", "60/minute", _limits)
     trusted_proxies: int = _setting("TRUSTED_PROXIES", 0, _int, low=0, high=5)
+    db_pool_size: int = _setting("DB_POOL_SIZE", 10, _int, low=1, high=1000)
+    db_max_overflow: int = _setting("DB_MAX_OVERFLOW", 10, _int, low=0, high=1000)
+    # How long a request waits for a free connection before it gets a 503 with Retry-After.
+    db_pool_timeout: float = _setting("DB_POOL_TIMEOUT", 10.0, _float, low=0.01, high=300)
+    # Per worker process: chats (whole or streamed) served at once; the next gets a 503.
+    chat_max_concurrent: int = _setting("CHAT_MAX_CONCURRENT", 1000, _int, low=1, high=1_000_000)
+    # What a 503 for lack of capacity tells the client to wait, in seconds.
+    retry_after_seconds: int = _setting("RETRY_AFTER_SECONDS", 2, _int, low=1, high=3600)
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":

@@ -3,18 +3,26 @@ from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from .config import Settings
+
 
 class Base(DeclarativeBase):
     pass
 
 
-def make_engine(url: str) -> Engine:
-    """An engine tuned for the database it talks to."""
+def make_engine(url: str, settings: Settings | None = None) -> Engine:
+    """An engine tuned for the database it talks to, its pool bounded in size and in wait."""
+    settings = settings or Settings()
+    # Under gevent a worker serves hundreds of requests at once; the pool caps the
+    # connections each worker opens, and pool_timeout turns a wait for one into a
+    # sqlalchemy TimeoutError (a 503 with Retry-After) instead of an unbounded queue.
+    pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow,
+            "pool_timeout": settings.db_pool_timeout}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -22,12 +30,16 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # A writer waits up to 30 s for another process's write lock instead of failing at once.
     cursor.execute("PRAGMA busy_timeout=30000")
+    # With WAL, NORMAL syncs at checkpoints rather than every commit: still never
+    # corrupt, and write transactions (which hold the one write lock) stay short.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
 def init_app(app: Flask) -> None:
-    engine = make_engine(app.config["DATABASE_URL"])
+    engine = make_engine(app.config["DATABASE_URL"], app.config["SETTINGS"])
     app.extensions["db_engine"] = engine
     app.extensions["db_sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
     app.teardown_appcontext(_close_session)

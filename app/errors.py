@@ -2,8 +2,9 @@
 import logging
 import re
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 
 from .db import get_session
@@ -16,9 +17,11 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 class ApiError(Exception):
     """An error a client should see, with a stable machine-readable code."""
 
-    def __init__(self, status: int, code: str, message: str, details: dict | None = None):
+    def __init__(self, status: int, code: str, message: str, details: dict | None = None,
+                 headers: dict | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details or {}
+        self.headers = headers or {}
 
 
 class NotFound(ApiError):
@@ -39,6 +42,17 @@ class Forbidden(ApiError):
 class Unauthorized(ApiError):
     def __init__(self, message: str, code: str = "unauthorized"):
         super().__init__(401, code, message)
+
+
+class Overloaded(ApiError):
+    """Out of capacity for now: a 503 that tells the client when to try again."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(503, code, message, headers={"Retry-After": str(retry_after_seconds())})
+
+
+def retry_after_seconds() -> int:
+    return current_app.config["SETTINGS"].retry_after_seconds
 
 
 class ValidationFailed(ApiError):
@@ -64,7 +78,7 @@ def _code_for(exc: HTTPException) -> str:
 
 
 def handle_api_error(exc: ApiError):
-    return error_response(exc.status, exc.code, exc.message, exc.details)
+    return error_response(exc.status, exc.code, exc.message, exc.details, headers=exc.headers)
 
 
 def handle_http_exception(exc: HTTPException):
@@ -90,6 +104,14 @@ def handle_integrity_error(exc: IntegrityError):
 def handle_operational_error(exc: OperationalError):
     log.error("database unavailable: %s", type(exc.orig).__name__)
     return error_response(503, "database_unavailable", "The database is unavailable, try again later")
+
+
+def handle_pool_timeout(_exc: PoolTimeout):
+    # Every pooled connection stayed busy for DB_POOL_TIMEOUT seconds: shed this request.
+    get_session().rollback()
+    log.warning("database pool exhausted: no connection within the pool timeout")
+    return error_response(503, "database_busy", "The database is busy, try again shortly",
+                          headers={"Retry-After": str(retry_after_seconds())})
 
 
 def handle_unexpected(exc: Exception):
@@ -130,4 +152,5 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(IntegrityError, handle_integrity_error)
     app.register_error_handler(OperationalError, handle_operational_error)
+    app.register_error_handler(PoolTimeout, handle_pool_timeout)
     app.register_error_handler(Exception, handle_unexpected)

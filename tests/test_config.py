@@ -26,6 +26,9 @@ def test_postgres_urls_use_the_shipped_driver():
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must be"),
         ({"APP_ENV": "production"}, "JWT_SECRET_KEY is required"),
         ({"APP_ENV": "production", "JWT_SECRET_KEY": "too-short"}, "at least 32 bytes"),
+        ({"DB_POOL_SIZE": "0"}, "DB_POOL_SIZE must be between"),
+        ({"DB_POOL_TIMEOUT": "forever"}, "DB_POOL_TIMEOUT must be a number"),
+        ({"CHAT_MAX_CONCURRENT": "0"}, "CHAT_MAX_CONCURRENT must be between"),
     ],
 )
 def test_bad_values_stop_start_up_with_a_clear_message(env, message):

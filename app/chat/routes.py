@@ -2,6 +2,7 @@ from flask import current_app
 
 from .. import limits
 from ..auth.identity import current_caller
+from ..chat_capacity import limit_concurrent_chats
 from ..db import get_session, session_factory
 from ..llm import get_llm
 from ..rest import Blueprint, auth_required
@@ -24,6 +25,7 @@ def _start_turn(conversation_id: str, data: dict) -> turns.Turn:
 
 
 @bp.post("/conversations/<id>/messages")
+@limit_concurrent_chats
 @auth_required
 @limits.chat
 @bp.arguments(ChatRequestSchema)
@@ -35,6 +37,7 @@ def send_message(data, id):
 
 
 @bp.post("/conversations/<id>/stream")
+@limit_concurrent_chats
 @auth_required
 @limits.chat
 @bp.arguments(ChatRequestSchema)

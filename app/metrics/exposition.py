@@ -88,8 +88,8 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def serve_from_master(host: str, port: int, token: str) -> ThreadingWSGIServer:
-    """A listener in the gunicorn master: answers even when every worker thread is busy."""
+def serve_from_master(host: str, port: int, token: str) -> None:
+    """A listener in the gunicorn master: answers even when every worker is busy."""
     metrics_app = make_wsgi_app(build_registry(os.getpid))
     body = json.dumps(error_body(*UNAUTHORIZED)).encode()
 
@@ -99,6 +99,40 @@ def serve_from_master(host: str, port: int, token: str) -> ThreadingWSGIServer:
             return [body]
         return metrics_app(environ, start_response)
 
-    server = make_server(host, port, guarded, ThreadingWSGIServer, handler_class=_QuietHandler)
-    threading.Thread(target=server.serve_forever, name="metrics-listener", daemon=True).start()
-    return server
+    # The server is built inside the thread that serves it: under gevent a socket
+    # belongs to the event loop of the thread that created it. The pipe reports
+    # whether it could bind, so a taken port still stops the master with the reason.
+    ready_read, ready_write = os.pipe()
+
+    def serve() -> None:
+        try:
+            server = make_server(host, port, guarded, ThreadingWSGIServer, handler_class=_QuietHandler)
+        except OSError as exc:
+            os.write(ready_write, f"cannot listen on {host}:{port}: {exc.strerror}".encode())
+            raise
+        os.write(ready_write, b"ok")
+        server.serve_forever()
+
+    _start_os_thread(serve)
+    answer = os.read(ready_read, 512).decode()
+    os.close(ready_read)
+    os.close(ready_write)
+    if answer != "ok":
+        raise OSError(answer)
+
+
+def _start_os_thread(target) -> None:
+    """Start `target` in a real OS thread, even when gevent has patched threading.
+
+    A patched Thread is a greenlet, and greenlets are copied into every worker the
+    master forks: each worker would then also answer on the master's metrics port,
+    reporting itself as the master. An OS thread does not survive fork().
+    """
+    try:
+        from gevent import monkey
+    except ImportError:
+        monkey = None
+    if monkey is not None and monkey.is_module_patched("threading"):
+        monkey.get_original("_thread", "start_new_thread")(target, ())
+    else:
+        threading.Thread(target=target, name="metrics-listener", daemon=True).start()

@@ -1,0 +1,143 @@
+"""Many chats at once, slow clients and the chat cap, against real gunicorn with its default (gevent) workers."""
+import asyncio
+import json
+import time
+
+import pytest
+import requests
+
+from bench import client
+from bench.client import percentile
+from bench.servers import FakeUpstream
+from tests.fakes.llm_provider import Script
+from tests.support.gateway import gateway, logged_in, new_conversation
+from tests.support.metrics import parse
+
+pytestmark = pytest.mark.slow
+
+HOST = "127.0.0.1"
+
+
+async def _conversations(server, headers: dict, count: int) -> list[str]:
+    gate = asyncio.Semaphore(20)
+
+    async def create(index):
+        async with gate:
+            response = await client.request(HOST, server.port, "POST", "/conversations",
+                                            json_body={"title": f"c{index}"}, headers=headers)
+            assert response.status == 201, response.body
+            return json.loads(response.body)["id"]
+
+    return await asyncio.gather(*(create(i) for i in range(count)))
+
+
+async def _probing_livez(server, work):
+    stop = asyncio.Event()
+    probe = asyncio.create_task(client.probe_livez(HOST, server.port, stop, interval=0.05))
+    try:
+        result = await work
+    finally:
+        stop.set()
+    return result, await probe
+
+
+def test_two_hundred_concurrent_streams_all_complete(tmp_path, database_url):
+    # The asyncio fake of bench/: the threaded test fake's listen backlog of 5 resets a burst of 200 connects.
+    with FakeUpstream(tmp_path, tokens=10, seconds=2) as upstream, \
+            gateway(tmp_path, upstream, database_url=database_url, workers=2,
+                    env={"LOG_LEVEL": "ERROR", "GUNICORN_ACCESS_LOG": ""}) as server:
+        headers = dict(logged_in(server).headers)
+
+        async def run():
+            conversations = await _conversations(server, headers, 200)
+            streams = asyncio.gather(*(client.stream(HOST, server.port, f"/conversations/{cid}/stream",
+                                                     {"content": "hi"}, headers=headers, timeout=30)
+                                       for cid in conversations))
+            return await _probing_livez(server, streams)
+
+        started = time.monotonic()
+        results, probe = asyncio.run(run())
+        elapsed = time.monotonic() - started
+        # The master's listener answers during the load too.
+        scrape = parse(requests.get(server.metrics_url, timeout=2).text)
+
+    failures = [(r.status, r.error, r.tokens) for r in results if not r.ok]
+    assert failures == [], server.log()[-3000:]
+    assert all(r.tokens == 10 for r in results)
+    # 200 streams of ~1.8 s each, all at once: well under what queueing 16 at a time would take (~25 s).
+    assert elapsed < 15, elapsed
+    assert probe.failures == 0 and probe.latencies
+    assert scrape.total("chat_completions_total", outcome="success") == 200
+
+
+def test_slow_header_sockets_neither_delay_livez_nor_outlive_the_header_timeout(tmp_path, fake_llm):
+    header_timeout = 2
+    with gateway(tmp_path, fake_llm, workers=2, env={"GUNICORN_HEADER_TIMEOUT": str(header_timeout),
+                                                      "LOG_LEVEL": "WARNING", "GUNICORN_ACCESS_LOG": ""}) as server:
+
+        async def run():
+            sockets = asyncio.gather(*(client.slow_header_socket(HOST, server.port, seconds=header_timeout + 4)
+                                       for _ in range(100)))
+            return await _probing_livez(server, sockets)
+
+        closes, probe = asyncio.run(run())
+
+    closed = [c for c in closes if c is not None]
+    assert len(closed) == 100, closes
+    assert all(header_timeout - 0.2 <= c <= header_timeout + 1.5 for c in closed), sorted(closed)
+    assert probe.failures == 0 and len(probe.latencies) > 20
+    # The bound is for the bulk of the probes: on a 2-core machine shared with other
+    # jobs, a single probe can lose the CPU for longer than that.
+    assert percentile(probe.latencies, 90) <= 0.1, sorted(probe.latencies)[-10:]
+
+
+def test_a_chat_over_the_cap_gets_503_and_the_slot_frees_when_the_client_leaves(tmp_path, fake_llm):
+    fake_llm.script = Script(tokens=[f"t{i} " for i in range(100)], token_delay=0.1)
+    env = {"CHAT_MAX_CONCURRENT": "1", "RETRY_AFTER_SECONDS": "3"}
+    with gateway(tmp_path, fake_llm, workers=1, env=env) as server:
+        http = logged_in(server)
+        first, second = new_conversation(http, server), new_conversation(http, server)
+        with http.post(f"{server.url}/conversations/{first}/stream", json={"content": "go"},
+                       stream=True, timeout=10) as streaming:
+            assert streaming.status_code == 200
+            next(streaming.iter_lines())
+            refused = http.post(f"{server.url}/conversations/{second}/messages", json={"content": "hi"}, timeout=10)
+            refused_stream = http.post(f"{server.url}/conversations/{second}/stream", json={"content": "hi"},
+                                       timeout=10)
+            other_routes = http.get(f"{server.url}/conversations", timeout=10)
+        # Leaving the block closed the connection: the slot is released by the WSGI close.
+
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "3"
+        assert refused.json()["error"]["code"] == "chat_capacity"
+        assert refused_stream.status_code == 503 and refused_stream.json()["error"]["code"] == "chat_capacity"
+        assert other_routes.status_code == 200
+
+        fake_llm.script = Script(tokens=["ok"])
+
+        def chat_accepted():
+            response = http.post(f"{server.url}/conversations/{second}/messages", json={"content": "again"},
+                                 timeout=10)
+            return response.status_code == 200
+
+        deadline = time.monotonic() + 5
+        while not chat_accepted():
+            assert time.monotonic() < deadline, "the slot was not released after the client left"
+            time.sleep(0.1)
+
+
+def test_heartbeats_flow_while_the_model_is_silent(tmp_path, fake_llm):
+    # The relay's thread and queue are a greenlet and a gevent queue under the gevent worker.
+    fake_llm.script = Script(tokens=["late"], first_token_delay=1.5)
+    with gateway(tmp_path, fake_llm, workers=1, env={"SSE_HEARTBEAT_SECONDS": "0.2"}) as server:
+        http = logged_in(server)
+        conversation = new_conversation(http, server)
+        with http.post(f"{server.url}/conversations/{conversation}/stream", json={"content": "hi"},
+                       stream=True, timeout=10) as response:
+            assert response.status_code == 200
+            lines = [line for line in response.iter_lines() if line]
+    heartbeats = [line for line in lines if line == b": keep-alive"]
+    events = [json.loads(line[6:])["type"] for line in lines if line.startswith(b"data: ")]
+    assert len(heartbeats) >= 3, lines
+    assert events == ["token", "end"]
+    assert lines.index(heartbeats[0]) < lines.index(next(line for line in lines if line.startswith(b"data: ")))
