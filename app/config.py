@@ -123,7 +123,9 @@ class Settings:
     provider_read_timeout: float = _setting("PROVIDER_READ_TIMEOUT", 120.0, _float, low=0.1, high=3600)
     provider_total_timeout: float = _setting("PROVIDER_TOTAL_TIMEOUT", 600.0, _float, low=0.1, high=24 * 3600)
     context_token_budget: int = _setting("CONTEXT_TOKEN_BUDGET", 4000, _int, low=100, high=2_000_000)
-    heartbeat_seconds: float = _setting("SSE_HEARTBEAT_SECONDS", 10.0, _float, low=0.05, high=300)
+    # Also how soon a client that left a silent stream is noticed (a write is what finds out), and
+    # how long a stream waits for the provider's first event before it starts as a 200.
+    heartbeat_seconds: float = _setting("SSE_HEARTBEAT_SECONDS", 0.5, _float, low=0.05, high=300)
     cors_origins: str = _setting("CORS_ORIGINS", "")  # comma-separated origins; empty: no CORS
     hsts_seconds: int = _setting("HSTS_SECONDS", 0, _int, low=0, high=2 * 365 * 24 * 3600)
     registration_open: bool = _setting("REGISTRATION_OPEN", True, _bool)

@@ -10,7 +10,8 @@ from bench import client
 from bench.client import percentile
 from bench.servers import FakeUpstream
 from tests.fakes.llm_provider import Script
-from tests.support.gateway import gateway, logged_in, new_conversation
+from tests.support.gateway import gateway, logged_in
+from tests.support.servers import wait_until
 from tests.support.metrics import parse
 
 pytestmark = pytest.mark.slow
@@ -96,7 +97,7 @@ def test_a_chat_over_the_cap_gets_503_and_the_slot_frees_when_the_client_leaves(
     env = {"CHAT_MAX_CONCURRENT": "1", "RETRY_AFTER_SECONDS": "3"}
     with gateway(tmp_path, fake_llm, workers=1, env=env) as server:
         http = logged_in(server)
-        first, second = new_conversation(http, server), new_conversation(http, server)
+        first, second = http.conversation(), http.conversation()
         with http.post(f"{server.url}/conversations/{first}/stream", json={"content": "go"},
                        stream=True, timeout=10) as streaming:
             assert streaming.status_code == 200
@@ -131,7 +132,7 @@ def test_heartbeats_flow_while_the_model_is_silent(tmp_path, fake_llm):
     fake_llm.script = Script(tokens=["late"], first_token_delay=1.5)
     with gateway(tmp_path, fake_llm, workers=1, env={"SSE_HEARTBEAT_SECONDS": "0.2"}) as server:
         http = logged_in(server)
-        conversation = new_conversation(http, server)
+        conversation = http.conversation()
         with http.post(f"{server.url}/conversations/{conversation}/stream", json={"content": "hi"},
                        stream=True, timeout=10) as response:
             assert response.status_code == 200
@@ -141,3 +142,69 @@ def test_heartbeats_flow_while_the_model_is_silent(tmp_path, fake_llm):
     assert len(heartbeats) >= 3, lines
     assert events == ["token", "end"]
     assert lines.index(heartbeats[0]) < lines.index(next(line for line in lines if line.startswith(b"data: ")))
+
+
+HUNG = {"PROVIDER_READ_TIMEOUT": "60", "LOG_LEVEL": "ERROR", "GUNICORN_ACCESS_LOG": ""}
+
+
+def _hang(upstream) -> None:
+    assert requests.post(f"{upstream.url}/_bench/mode", json={"mode": "hang"}, timeout=5).status_code == 200
+
+
+def test_hung_upstream_chats_end_at_their_deadline_and_leave_livez_alone(tmp_path, database_url):
+    deadline = 3
+    env = {**HUNG, "PROVIDER_TOTAL_TIMEOUT": str(deadline), "SSE_HEARTBEAT_SECONDS": "1"}
+    with FakeUpstream(tmp_path, tokens=5, seconds=0.5) as upstream, \
+            gateway(tmp_path, upstream, database_url=database_url, workers=2, env=env) as server:
+        _hang(upstream)
+        headers = dict(logged_in(server).headers)
+
+        async def run():
+            conversations = await _conversations(server, headers, 50)
+            whole = [client.request(HOST, server.port, "POST", f"/conversations/{cid}/messages",
+                                    json_body={"content": "hi"}, headers=headers, timeout=30)
+                     for cid in conversations[:25]]
+            streams = [client.stream(HOST, server.port, f"/conversations/{cid}/stream", {"content": "hi"},
+                                     headers=headers, timeout=30) for cid in conversations[25:]]
+            started = time.monotonic()
+            results, probe = await _probing_livez(server, asyncio.gather(*whole, *streams))
+            return results, probe, time.monotonic() - started
+
+        results, probe, elapsed = asyncio.run(run())
+        stats = requests.get(f"{upstream.url}/_bench/stats", timeout=5).json()
+
+    whole, streamed = results[:25], results[25:]
+    assert [(r.status, json.loads(r.body)["error"]["code"]) for r in whole] == [(504, "provider_timeout")] * 25
+    # Streams start with heartbeats while the model is silent, then end with the error event at the deadline.
+    assert [(r.status, r.error, r.tokens) for r in streamed] == [(200, "sse_error", 0)] * 25
+    assert all(deadline - 0.2 <= r.done < deadline + 2.5 for r in streamed), sorted(r.done for r in streamed)
+    assert deadline - 0.2 <= elapsed < deadline + 3
+    assert stats["client_left"] == 50  # every upstream request was let go of, none left hanging
+    assert probe.failures == 0 and len(probe.latencies) > 20
+    assert percentile(probe.latencies, 90) <= 0.1, sorted(probe.latencies)[-10:]
+
+
+def test_clients_leaving_hung_chats_free_the_upstream_within_a_second(tmp_path):
+    """The provider has not even sent its headers: the gateway still lets go of it at once."""
+    with FakeUpstream(tmp_path, tokens=5, seconds=0.5) as upstream, \
+            gateway(tmp_path, upstream, workers=2, env={**HUNG, "SSE_HEARTBEAT_SECONDS": "0.3"}) as server:
+        _hang(upstream)
+        http = logged_in(server)
+        streams = []
+        for _ in range(10):
+            session = requests.Session()
+            session.headers.update(http.headers)
+            response = session.post(f"{server.url}/conversations/{http.conversation()}/stream",
+                                    json={"content": "hi"}, stream=True, timeout=10)
+            lines = response.iter_lines()  # kept: dropping the iterator would close the connection
+            assert response.status_code == 200 and next(lines) == b": keep-alive"
+            streams.append((session, response, lines))
+        assert requests.get(f"{upstream.url}/_bench/stats", timeout=5).json()["client_left"] == 0
+
+        left = time.monotonic()
+        for session, response, _ in streams:
+            response.close()
+            session.close()
+        wait_until(lambda: requests.get(f"{upstream.url}/_bench/stats", timeout=5).json()["client_left"] == 10,
+                   timeout=5, interval=0.02, what="the gateway to close its 10 upstream requests")
+        assert time.monotonic() - left < 1

@@ -3,6 +3,7 @@ import os
 import signal
 import struct
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,7 +22,7 @@ class Scraper(threading.Thread):
 
     def __init__(self, url: str):
         super().__init__()
-        self.url, self.stop, self.statuses, self.bodies = url, threading.Event(), [], []
+        self.url, self.stop, self.statuses, self.bodies, self.timings = url, threading.Event(), [], [], []
 
     def run(self):
         while not self.stop.is_set():
@@ -32,6 +33,7 @@ class Scraper(threading.Thread):
                 self.statuses.append(repr(exc))
                 continue
             self.statuses.append(response.status_code)
+            self.timings.append(response.elapsed.total_seconds())
             if response.status_code == 200:
                 self.bodies.append(response.text)
 
@@ -49,19 +51,34 @@ def get_livez(url: str) -> bool:
 
 
 def test_scrapes_never_fail_while_every_request_recycles_a_worker(tmp_path):
-    total, clients = 3000, 8
-    env = {"GUNICORN_MAX_REQUESTS": "1", "GUNICORN_ACCESS_LOG": "/dev/null"}
+    """Hundreds of restarts under load, scraped back to back on both endpoints.
+
+    gthread recycles a worker right after its request; a gevent worker (the default)
+    finishes its loop's one-second tick first, so it would restart a few times a
+    second at most. Creating and folding the files is the same either way, and the
+    scrape race of prometheus_client #1199 needs many of both. CHURN_REQUESTS=3000
+    runs the full-size proof (a minute here); the suite sends 1,000.
+    """
+    total, clients = int(os.environ.get("CHURN_REQUESTS", "1000")), 8
+    metrics_dir = tmp_path / "metrics"
+    env = {"GUNICORN_MAX_REQUESTS": "1", "GUNICORN_ACCESS_LOG": "/dev/null", "GUNICORN_WORKER_CLASS": "gthread",
+           "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     with Gunicorn(tmp_path, workers=3, threads=2, env=env) as server:
         server.wait_for_workers(3)
+        started = time.perf_counter()
         baseline = scrape(server.metrics_url).value("http_requests_total", **LIVEZ)  # the start-up checks
+        first_scrape = time.perf_counter() - started
         scrapers = [Scraper(server.metrics_url), Scraper(server.url + "/metrics")]
-        for scraper in scrapers:
-            scraper.start()
+        files = FileCounter(metrics_dir)
+        for thread in (*scrapers, files):
+            thread.start()
         try:
             with ThreadPoolExecutor(clients) as pool:
                 answered = sum(pool.map(get_livez, [server.url] * total))
         finally:
             snapshots = [scraper.finish() for scraper in scrapers]
+            files.stop.set()
+            files.join()
         wait_until(lambda: len(server.worker_pids()) == 3, what="workers to settle")
         final = scrape(server.metrics_url)
         restarts = server.log().count("Booting worker")
@@ -70,12 +87,29 @@ def test_scrapes_never_fail_while_every_request_recycles_a_worker(tmp_path):
         failed = [status for status in scraper.statuses if status != 200]
         assert failed == [], f"{len(failed)} of {len(scraper.statuses)} scrapes of {scraper.url} failed: {failed[:5]}"
     print(f"scrapes: {[len(s.statuses) for s in scrapers]}, answered {answered}/{total}, restarts {restarts}")
-    assert restarts >= 1000, restarts
-    assert all(len(s) >= 50 for s in snapshots), [len(s) for s in snapshots]
+    assert restarts >= total // 3, restarts
+    assert all(len(s) >= 20 for s in snapshots), [len(s) for s in snapshots]
     for series in snapshots:
         assert_never_decreases(series + [final])
     assert answered == total
     assert final.value("http_requests_total", **LIVEZ) - baseline == answered
+    # Live workers' files plus one archive per type, however many workers came and went.
+    assert max(files.counts) <= 3 * 4 + 3 + 2, max(files.counts)
+    # So a scrape reads as many files at the end as at the start: its time stays where it was.
+    late = [t for t in scrapers[0].timings[len(scrapers[0].timings) // 2:]]
+    assert sorted(late)[len(late) // 2] < max(0.5, 5 * first_scrape), (first_scrape, sorted(late)[-5:])
+
+
+class FileCounter(threading.Thread):
+    """Counts the metrics files every few milliseconds while the workers churn."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path, self.stop, self.counts = path, threading.Event(), []
+
+    def run(self):
+        while not self.stop.wait(0.01):
+            self.counts.append(len(list(self.path.glob("*.db"))))
 
 
 def stage_bad_files(metrics_dir: Path, pid: int) -> list[Path]:
