@@ -28,14 +28,16 @@ def test_a_20_token_stream_is_timed_to_its_last_byte(server, fake_llm):
     conversation = http.conversation()
     before = scrape(server.metrics_url)
     events = http.stream_events(conversation)
-    after = scrape(server.metrics_url)
+    http_labels = {"method": "POST", "route": STREAM_ROUTE, "status_code": "200"}
+    # The request is counted when the worker closes it, which may come just after the client read the end.
+    after = wait_until(lambda: counted_after(server, before, "http_requests_total", http_labels),
+                       timeout=5, interval=0.05, what="the stream to be counted")
 
     assert [e["type"] for e in events] == ["token"] * 20 + ["end"]
 
     def delta(name, **labels):
         return after.value(name, **labels) - before.value(name, **labels)
 
-    http_labels = {"method": "POST", "route": STREAM_ROUTE, "status_code": "200"}
     assert delta("http_request_duration_seconds_count", **http_labels) == 1
     assert delta("http_request_duration_seconds_sum", **http_labels) >= 2.0
     assert delta("http_request_duration_seconds_bucket", le="1.0", **http_labels) == 0
@@ -141,6 +143,12 @@ def test_a_saturated_gateway_still_answers_scrapes_within_a_second(tmp_path, dat
     assert elapsed < 1.0
     assert samples.total("chat_completions_in_flight", streaming="true") == workers * threads
     assert samples.value("http_requests_in_flight") == workers * threads
+
+
+def counted_after(server, before, name: str, labels: dict):
+    """A scrape in which `name{labels}` went up since `before`, or None."""
+    samples = scrape(server.metrics_url)
+    return samples if samples.value(name, **labels) > before.value(name, **labels) else None
 
 
 def stream_until_stopped(http, conversation: str) -> None:
