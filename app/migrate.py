@@ -42,6 +42,11 @@ def upgrade(database_url: str) -> tuple[str | None, str | None]:
     return before, current_revision(database_url)
 
 
+def settings_from_env() -> Settings:
+    # Migrations never sign a token: a missing JWT secret is no reason to warn or refuse here.
+    return Settings.from_env({"JWT_SECRET_KEY": secrets.token_urlsafe(48), **os.environ})
+
+
 def describe(before: str | None, after: str | None) -> str:
     if before == after:
         return f"database schema already at {after}: nothing to migrate"
@@ -49,7 +54,6 @@ def describe(before: str | None, after: str | None) -> str:
 
 
 if __name__ == "__main__":
-    # Migrations never sign a token: a missing JWT secret is no reason to warn or refuse here.
-    settings = Settings.from_env({"JWT_SECRET_KEY": secrets.token_urlsafe(48), **os.environ})
+    settings = settings_from_env()
     logs.configure(settings.log_format, settings.log_level)
     log.info(describe(*upgrade(settings.database_url)))

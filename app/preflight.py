@@ -36,8 +36,9 @@ def check_port(setting: str, host: str, port: int, *, reuse_port: bool = False) 
 
 
 def check_database(url: str) -> None:
-    options = {} if url.startswith("sqlite") else {"connect_args": {"connect_timeout": DATABASE_CONNECT_TIMEOUT}}
-    engine = create_engine(url, poolclass=NullPool, **options)
+    if url.startswith("sqlite"):
+        return  # a file the migration creates, with its directory, if it is not there yet
+    engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": DATABASE_CONNECT_TIMEOUT})
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
