@@ -64,6 +64,8 @@ try:
 except ConfigError as exc:
     # One line naming the setting, instead of gunicorn's traceback around it.
     sys.stderr.write(f"gateway: cannot start: {exc}\n")
+    if OWN_METRICS_DIR:
+        metrics_dir.remove(METRICS_DIR)
     sys.exit(1)
 
 logs.configure(settings.log_format, settings.log_level)

@@ -61,7 +61,8 @@ class ProviderProbe:
             with self._lock:
                 previous = self._results[target]["status"]
                 self._results[target] = {"status": status, "checked_at": datetime.now(timezone.utc)}
-            if status != previous and previous != "unknown" or status == "down" and previous == "unknown":
+            # Changes only, and not the first "up": the log says when a provider went away or came back.
+            if status != previous and (previous != "unknown" or status == "down"):
                 log.warning("provider %s at %s is %s", target.provider, _without_credentials(target.base_url), status)
 
 
