@@ -14,6 +14,7 @@ import os
 # to other greenlets while it waits on PostgreSQL instead of blocking the worker.
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent").strip() or "gevent"
 if worker_class == "gevent":
+    import gevent
     from gevent import monkey
 
     monkey.patch_all()
@@ -130,6 +131,11 @@ def when_ready(server):
     # every page, which made a worker recycle take ~300 ms instead of ~50 ms. Objects
     # the master creates later stay collectable.
     gc.freeze()
+    if worker_class == "gevent":
+        # Let greenlets the preloaded app started (the in-memory rate-limit storage's expiry Timer)
+        # finish here: one still pending at the fork runs in each worker and dies there with a
+        # KeyError traceback on stderr, outside every log format.
+        gevent.sleep(0.05)
     if settings.metrics_port:
         from app.metrics.exposition import serve_from_master
 

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_every_line_is_json_and_a_request_id_follows_a_chat(tmp_path):
-    with FakeLLM() as fake, gateway(tmp_path, fake, workers=2, env={"LOG_FORMAT": "json"}) as server:
+    # Rate limits on, in memory: the default, whose storage starts a timer before the fork.
+    env = {"LOG_FORMAT": "json", "RATE_LIMITS_ENABLED": "true"}
+    with FakeLLM() as fake, gateway(tmp_path, fake, workers=2, env=env) as server:
         client = logged_in(server)
         conversation = client.conversation()
         answered = client.post(f"/conversations/{conversation}/messages", json={"content": "a private question"},
