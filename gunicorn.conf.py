@@ -70,7 +70,7 @@ except ConfigError as exc:
     sys.exit(1)
 
 logs.configure(settings.log_format, settings.log_level)
-logconfig_dict = logs.logging_config(settings.log_format, settings.log_level)
+logger_class = "app.logs.GunicornLogger"
 access_log_format = logs.ACCESS_LOG_FORMAT
 if GENERATED_JWT_SECRET:
     logging.getLogger("gunicorn.error").warning(

@@ -1,9 +1,10 @@
 """One log format for gunicorn's error and access logs and the app's own: text or JSON lines.
 
-gunicorn.conf.py hands `logging_config()` to gunicorn (logconfig_dict) so its
-loggers propagate to the root handler configured here; create_app() calls
-`configure()` which reuses that handler, or installs it when the app runs
-without gunicorn. Every record carries the id of the request it is about.
+gunicorn.conf.py calls `configure()` and names `GunicornLogger` as gunicorn's
+logger class, whose loggers then write through the root handler configured
+here; create_app() calls `configure()` again, which reuses that handler (or
+installs it when the app runs without gunicorn). Every record carries the id
+of the request it is about.
 """
 import json
 import logging
@@ -11,6 +12,7 @@ import sys
 from datetime import datetime, timezone
 
 from flask import Flask, Response, request
+from gunicorn.glogging import Logger as GunicornLoggerBase
 
 from . import request_id
 
@@ -62,22 +64,28 @@ def make_formatter(log_format: str) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
 
 
-def logging_config(log_format: str, level: str) -> dict:
-    """For logging.config.dictConfig (gunicorn's logconfig_dict): everything goes through one handler."""
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": RequestIdFilter}},
-        "formatters": {"gateway": {"()": make_formatter, "log_format": log_format}},
-        "handlers": {"gateway": {"class": f"{__name__}.GatewayHandler", "formatter": "gateway",
-                                 "filters": ["request_id"]}},
-        "root": {"level": level, "handlers": ["gateway"]},
-        "loggers": {
-            "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
-            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
-            **{name: {"level": level} for name, level in QUIET_LOGGERS.items()},
-        },
-    }
+class GunicornLogger(GunicornLoggerBase):
+    """gunicorn's error and access logs in the gateway's format.
+
+    Lines for "-" (the default) go through the root handler; a file named by
+    --error-logfile or --access-logfile keeps its file, in our format. Which
+    access lines are written at all stays gunicorn's choice (GUNICORN_ACCESS_LOG
+    empty: none), which a logconfig_dict would override.
+    """
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        ours = next((h for h in logging.getLogger().handlers if isinstance(h, GatewayHandler)), None)
+        if ours is None:
+            return
+        for log in (self.error_log, self.access_log):
+            for handler in [h for h in log.handlers if getattr(h, "_gunicorn", False)]:
+                if isinstance(handler, logging.FileHandler):
+                    handler.setFormatter(ours.formatter)
+                    handler.addFilter(RequestIdFilter())
+                else:
+                    log.removeHandler(handler)
+                    log.propagate = True
 
 
 def configure(log_format: str, level: str) -> None:

@@ -112,3 +112,12 @@ def test_health_reports_a_provider_down_within_the_probe_interval(tmp_path):
             assert time.monotonic() - stopped < interval + 1.0
     finally:
         fake.stop()
+
+
+def test_an_empty_access_log_setting_still_turns_access_lines_off(tmp_path):
+    with Gunicorn(tmp_path, workers=1, env={"LOG_FORMAT": "json", "GUNICORN_ACCESS_LOG": ""}) as server:
+        for _ in range(3):
+            assert requests.get(f"{server.url}/livez", timeout=5).status_code == 200
+    records = [json.loads(line) for line in server.log().splitlines() if line.strip()]
+    assert not [r for r in records if r["logger"] == "gunicorn.access"]
+    assert any(r["message"].startswith("gateway ready") for r in records)
