@@ -14,6 +14,7 @@ import os
 # to other greenlets while it waits on PostgreSQL instead of blocking the worker.
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent").strip() or "gevent"
 if worker_class == "gevent":
+    import gevent
     from gevent import monkey
 
     monkey.patch_all()
@@ -23,6 +24,7 @@ if worker_class == "gevent":
 
 import logging  # noqa: E402
 import secrets  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 
 # Before anything imports prometheus_client: it picks multiprocess mode at import
@@ -33,23 +35,47 @@ if OWN_METRICS_DIR:
 METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 os.makedirs(METRICS_DIR, exist_ok=True)
 
-from app.config import Settings  # noqa: E402
+from app import logs, preflight  # noqa: E402
+from app.config import ConfigError, Settings  # noqa: E402
+from app.llm import load_catalogue  # noqa: E402
 from app.metrics import multiprocess as metrics_dir  # noqa: E402
 
 # Start from zero, once per master: files of an earlier run would be summed into
 # this one. Not again when SIGHUP re-reads this file, or counters would go backwards.
-if os.environ.get("GATEWAY_METRICS_MASTER") != str(os.getpid()):
+FIRST_LOAD = os.environ.get("GATEWAY_METRICS_MASTER") != str(os.getpid())
+if FIRST_LOAD:
     os.environ["GATEWAY_METRICS_MASTER"] = str(os.getpid())
     metrics_dir.wipe(METRICS_DIR)
 
-if os.environ.get("APP_ENV", "development").strip().lower() != "production" and not os.environ.get("JWT_SECRET_KEY"):
+GENERATED_JWT_SECRET = (os.environ.get("APP_ENV", "development").strip().lower() != "production"
+                        and not os.environ.get("JWT_SECRET_KEY"))
+if GENERATED_JWT_SECRET:
     # One generated key for every worker, or each would reject its siblings' tokens.
     os.environ["JWT_SECRET_KEY"] = secrets.token_urlsafe(48)
+
+try:
+    settings = Settings.from_env()
+    catalogue = load_catalogue(settings)
+    if FIRST_LOAD:  # not again on SIGHUP: the ports are ours by then
+        preflight.check_port("API_PORT", settings.api_host, settings.api_port,
+                             reuse_port=os.environ.get("GUNICORN_REUSE_PORT", "false").lower() == "true")
+        if settings.metrics_port:
+            preflight.check_port("METRICS_PORT", settings.metrics_host, settings.metrics_port)
+        preflight.check_database(settings.database_url)
+except ConfigError as exc:
+    # One line naming the setting, instead of gunicorn's traceback around it.
+    sys.stderr.write(f"gateway: cannot start: {exc}\n")
+    if OWN_METRICS_DIR:
+        metrics_dir.remove(METRICS_DIR)
+    sys.exit(1)
+
+logs.configure(settings.log_format, settings.log_level)
+logger_class = "app.logs.GunicornLogger"
+access_log_format = logs.ACCESS_LOG_FORMAT
+if GENERATED_JWT_SECRET:
     logging.getLogger("gunicorn.error").warning(
         "JWT_SECRET_KEY is not set: generated one for this run (development only; tokens die with the server)"
     )
-
-settings = Settings.from_env()  # a bad value stops the master here, with the reason
 
 bind = f"{settings.api_host}:{settings.api_port}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -66,7 +92,9 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 # headers at 1 byte/s holds a socket for at most this long. 0 would disable it.
 keepalive = int(os.environ.get("GUNICORN_HEADER_TIMEOUT", "5"))
 if keepalive < 1:
-    raise ValueError("GUNICORN_HEADER_TIMEOUT must be at least 1 second: 0 lets slow clients hold sockets forever")
+    sys.stderr.write("gateway: cannot start: GUNICORN_HEADER_TIMEOUT must be at least 1 second: "
+                     "0 lets slow clients hold sockets forever\n")
+    sys.exit(1)
 # Workers fork from a master that has already imported and built the app: a
 # recycled worker (max_requests) is serving again in milliseconds, not a second.
 preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() != "false"
@@ -84,13 +112,9 @@ loglevel = settings.log_level.lower()
 
 
 def on_starting(server):
-    from app.migrate import upgrade
+    from app.migrate import describe, upgrade
 
-    before, after = upgrade(settings.database_url)
-    if before == after:
-        server.log.info("database schema already at %s: nothing to migrate", after)
-    else:
-        server.log.info("database schema migrated from %s to %s", before or "empty", after)
+    server.log.info(describe(*upgrade(settings.database_url)))
 
 
 def post_fork(server, worker):
@@ -107,11 +131,16 @@ def when_ready(server):
     # every page, which made a worker recycle take ~300 ms instead of ~50 ms. Objects
     # the master creates later stay collectable.
     gc.freeze()
+    if worker_class == "gevent":
+        # Let greenlets the preloaded app started (the in-memory rate-limit storage's expiry Timer)
+        # finish here: one still pending at the fork runs in each worker and dies there with a
+        # KeyError traceback on stderr, outside every log format.
+        gevent.sleep(0.05)
     if settings.metrics_port:
         from app.metrics.exposition import serve_from_master
 
         serve_from_master(settings.metrics_host, settings.metrics_port, settings.metrics_token)
-        server.log.info("metrics listener at http://%s:%s/metrics", settings.metrics_host, settings.metrics_port)
+    server.log.info(preflight.summary(settings, catalogue, workers=workers, worker_class=worker_class))
 
 
 def child_exit(server, worker):

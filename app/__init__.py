@@ -1,5 +1,4 @@
 """The AI chat gateway: create_app() builds the Flask application."""
-import logging
 import os
 from collections.abc import Mapping
 from datetime import timedelta
@@ -18,7 +17,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.config.update(settings.as_flask_config())
     app.config["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=settings.jwt_access_minutes)
     app.config["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=settings.jwt_refresh_days)
-    configure_logging(settings)
+    configure_logging(app)
     register_api_docs(app)
     register_extensions(app)
     register_error_handlers(app)
@@ -30,9 +29,12 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     return app
 
 
-def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(settings.log_level)
+def configure_logging(app: Flask) -> None:
+    from . import logs
+
+    settings = app.config["SETTINGS"]
+    logs.configure(settings.log_format, settings.log_level)
+    logs.init_app(app)
 
 
 def register_api_docs(app: Flask) -> None:
@@ -90,6 +92,7 @@ def register_blueprints(app: Flask) -> None:
     from .auth.routes import bp as auth_bp
     from .chat.routes import bp as chat_bp
     from .conversations.routes import bp as conversations_bp
+    from .docs.routes import bp as docs_bp
     from .extensions import api
     from .health.routes import bp as health_bp
     from .orgs.routes import bp as orgs_bp
@@ -97,6 +100,7 @@ def register_blueprints(app: Flask) -> None:
 
     for bp in (health_bp, auth_bp, orgs_bp, apikeys_bp, conversations_bp, chat_bp, v1_bp):
         api.register_blueprint(bp)
+    app.register_blueprint(docs_bp)  # the Swagger UI page: not part of the API it documents
 
 
 def register_metrics(app: Flask) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 APP_ENVS = ("development", "production", "test")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 # Secrets that must never reach production, whatever their length.
 PLACEHOLDER_SECRETS = {"change-me", "changeme", "secret", "dev", "development"}
 MIN_SECRET_BYTES = 32
@@ -102,6 +103,7 @@ class Settings:
     api_host: str = _setting("API_HOST", "0.0.0.0")
     api_port: int = _setting("API_PORT", 4000, _int, low=1, high=65535)
     log_level: str = _setting("LOG_LEVEL", "INFO", _upper, choices=LOG_LEVELS)
+    log_format: str = _setting("LOG_FORMAT", "text", _lower, choices=LOG_FORMATS)
     app_env: str = _setting("APP_ENV", "development", _lower, choices=APP_ENVS)
     jwt_secret_key: str = _setting("JWT_SECRET_KEY", "")
     jwt_access_minutes: int = _setting("JWT_ACCESS_MINUTES", 15, _int, low=1, high=24 * 60)
@@ -144,6 +146,8 @@ class Settings:
     chat_max_concurrent: int = _setting("CHAT_MAX_CONCURRENT", 1000, _int, low=1, high=1_000_000)
     # What a 503 for lack of capacity tells the client to wait, in seconds.
     retry_after_seconds: int = _setting("RETRY_AFTER_SECONDS", 2, _int, low=1, high=3600)
+    # How often each worker checks that every model provider answers (for /health only).
+    provider_probe_seconds: float = _setting("PROVIDER_PROBE_SECONDS", 30.0, _float, low=0.1, high=3600)
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":

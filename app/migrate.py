@@ -1,11 +1,14 @@
 """Bring a database to the latest schema: `python -m app.migrate` or from the gunicorn master."""
 import logging
+import os
+import secrets
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
+from . import logs
 from .config import Settings
 from .db import make_engine
 
@@ -39,7 +42,18 @@ def upgrade(database_url: str) -> tuple[str | None, str | None]:
     return before, current_revision(database_url)
 
 
+def settings_from_env() -> Settings:
+    # Migrations never sign a token: a missing JWT secret is no reason to warn or refuse here.
+    return Settings.from_env({"JWT_SECRET_KEY": secrets.token_urlsafe(48), **os.environ})
+
+
+def describe(before: str | None, after: str | None) -> str:
+    if before == after:
+        return f"database schema already at {after}: nothing to migrate"
+    return f"database schema migrated from {before or 'empty'} to {after}"
+
+
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
-    before, after = upgrade(Settings.from_env().database_url)
-    log.info("database schema: %s (was %s)", after, before)
+    settings = settings_from_env()
+    logs.configure(settings.log_format, settings.log_level)
+    log.info(describe(*upgrade(settings.database_url)))

@@ -3,8 +3,9 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from app.config import Settings
+# Importable without an activated venv: alembic.ini puts the repository root on sys.path (prepend_sys_path).
 from app.db import Base, make_engine
+from app.migrate import settings_from_env
 import app.models  # noqa: F401  (registers the tables on Base.metadata)
 
 config = context.config
@@ -13,7 +14,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 
 def database_url() -> str:
-    return config.attributes.get("database_url") or Settings.from_env().database_url
+    return config.attributes.get("database_url") or settings_from_env().database_url
 
 
 def run_migrations_offline() -> None:

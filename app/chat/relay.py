@@ -6,6 +6,7 @@ read that is blocked on the provider.
 """
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 import time
@@ -42,7 +43,9 @@ class Relay:
         self._events: queue.SimpleQueue[Token | End | Failure] = queue.SimpleQueue()
         # Created here, not in the thread, so cancel() reaches the socket from the first byte on.
         self._call = UpstreamCall(total_seconds)
-        self._thread = threading.Thread(target=self._run, name="chat-relay", daemon=True)
+        # In the request's context, so the provider call and its log lines carry the request id.
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,),
+                                        name="chat-relay", daemon=True)
 
     def start(self) -> Relay:
         self._thread.start()

@@ -1,12 +1,18 @@
 """Chat metrics for one completion, recorded in one place so the chat code reads as logic."""
 from __future__ import annotations
 
+import logging
 import time
 
+from flask import current_app, has_app_context
+
+from .. import request_id
 from ..llm import Usage
 from ..metrics.definitions import (CHAT_COMPLETIONS, CHAT_DURATION, CHAT_IN_FLIGHT, CHAT_OUTCOMES,
                                    CHAT_TIME_PER_OUTPUT_TOKEN, CHAT_TIME_TO_FIRST_TOKEN, CHAT_TOKENS,
                                    CHAT_USAGE_SOURCE)
+
+log = logging.getLogger(__name__)
 
 
 class CompletionTelemetry:
@@ -19,6 +25,9 @@ class CompletionTelemetry:
         self.first_token_at: float | None = None
         self.last_token_at: float | None = None
         self._finished = False
+        # Read now, in the request: a stream finishes after the request context is gone.
+        self.request_id = request_id.get()
+        self.provider = _provider_of(model)
         CHAT_IN_FLIGHT.labels(self.streaming).inc()
 
     @property
@@ -51,9 +60,28 @@ class CompletionTelemetry:
             if completion_tokens > 1 and self.last_token_at is not None:
                 CHAT_TIME_PER_OUTPUT_TOKEN.labels(self.model).observe(
                     (self.last_token_at - self.first_token_at) / (completion_tokens - 1))
+        self._log(outcome, usage)
+
+    def _log(self, outcome: str, usage: Usage | None) -> None:
+        """One line per completion: what an operator needs to find it, never its content."""
+        timings = self.timings()
+        fields = {"requestId": self.request_id, "model": self.model, "provider": self.provider,
+                  "streaming": self.streaming == "true", "outcome": outcome,
+                  "promptTokens": usage.prompt_tokens if usage else None,
+                  "completionTokens": usage.completion_tokens if usage else None,
+                  "timeToFirstTokenMs": timings["timeToFirstTokenMs"], "durationMs": timings["totalMs"]}
+        log.info("chat completion %s", " ".join(f"{key}={value}" for key, value in fields.items()),
+                 extra={"fields": fields, "request_id": self.request_id or "-"})
 
     def timings(self, *, ended_at: float | None = None) -> dict[str, int | None]:
         """For the assistant message's meta, in milliseconds."""
         ended_at = time.monotonic() if ended_at is None else ended_at
         first = None if self.first_token_at is None else round((self.first_token_at - self.started_at) * 1000)
         return {"timeToFirstTokenMs": first, "totalMs": round((ended_at - self.started_at) * 1000)}
+
+
+def _provider_of(model: str) -> str | None:
+    if not has_app_context():
+        return None
+    spec = current_app.extensions["llm"].catalogue.get(model)
+    return spec.provider if spec else None

@@ -7,6 +7,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..llm import get_llm
 from ..rest import Blueprint
 from ..version import __version__
+from .probe import probe_for
+from .schemas import HealthSchema
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__, description="Health and liveness probes")
@@ -23,15 +25,18 @@ def database_is_up() -> bool:
 
 
 @bp.get("/health")
+@bp.response(200, HealthSchema)
+@bp.alt_response(503, schema=HealthSchema, description="The database is unreachable")
 def health():
-    """Readiness: the gateway and its database; 503 when the database is down"""
+    """Readiness: the gateway and its database (503 when it is down), and each provider's reachability"""
     up = database_is_up()
     body = {
         "status": "ok" if up else "degraded",
         "env": current_app.config["APP_ENV"],
         "db": "up" if up else "down",
-        "defaultModel": get_llm().catalogue.default_model,
+        "default_model": get_llm().catalogue.default_model,
         "version": __version__,
+        "providers": probe_for(current_app._get_current_object()).snapshot(),
     }
     return body, 200 if up else 503
 

@@ -1,0 +1,1 @@
+"""Swagger UI for the OpenAPI document, served entirely by the gateway."""

@@ -1,0 +1,24 @@
+"""What /health answers, declared for the OpenAPI document."""
+from marshmallow import fields
+
+from ..rest import CamelSchema
+
+
+class ProviderHealthSchema(CamelSchema):
+    provider = fields.String(metadata={"description": "Provider kind: ollama or openai"})
+    models = fields.List(fields.String(), metadata={"description": "Catalogue models served by this provider"})
+    status = fields.String(metadata={"description": "up, down, or unknown before the first probe",
+                                     "enum": ["up", "down", "unknown"]})
+    checked_at = fields.DateTime(allow_none=True, metadata={"description": "When this worker last probed it"})
+
+
+class HealthSchema(CamelSchema):
+    status = fields.String(metadata={"description": "ok, or degraded when the database is down",
+                                     "enum": ["ok", "degraded"]})
+    env = fields.String()
+    db = fields.String(metadata={"enum": ["up", "down"]})
+    default_model = fields.String()
+    version = fields.String()
+    providers = fields.List(fields.Nested(ProviderHealthSchema), metadata={
+        "description": "Reachability of each model provider, from a background probe; informational: "
+                       "a provider that is down does not make the gateway unready"})

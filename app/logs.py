@@ -1,0 +1,122 @@
+"""One log format for gunicorn's error and access logs and the app's own: text or JSON lines.
+
+gunicorn.conf.py calls `configure()` and names `GunicornLogger` as gunicorn's
+logger class, whose loggers then write through the root handler configured
+here; create_app() calls `configure()` again, which reuses that handler (or
+installs it when the app runs without gunicorn). Every record carries the id
+of the request it is about.
+"""
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+
+from flask import Flask, Response, request
+from gunicorn.glogging import Logger as GunicornLoggerBase
+
+from . import request_id
+
+TEXT_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+# Read back from the response headers gunicorn has already sent; the same atoms feed the JSON line.
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms request_id=%({x-request-id}o)s'
+# Alembic logs every step (plugins, context, DDL mode, each revision); a migration logs one summary line instead.
+QUIET_LOGGERS = {"alembic": "WARNING"}
+_ACCESS_FIELDS = {"h": "remote", "m": "method", "U": "path", "q": "query", "s": "status", "B": "bytes", "M": "durationMs"}
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = _access_request_id(record) or request_id.get() or "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; gunicorn's access records become fields, not a formatted string."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "requestId": getattr(record, "request_id", None),
+        }
+        if record.name == "gunicorn.access" and isinstance(record.args, dict):
+            line["message"] = "request"
+            line.update({name: record.args.get(atom) for atom, name in _ACCESS_FIELDS.items()})
+        else:
+            line["message"] = record.getMessage()
+        line.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class GatewayHandler(logging.StreamHandler):
+    """Marks the root handler as ours, so a second configure() adjusts it instead of adding another."""
+
+    def __init__(self, stream=None):
+        super().__init__(stream or sys.stderr)
+
+
+def make_formatter(log_format: str) -> logging.Formatter:
+    return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+
+
+class GunicornLogger(GunicornLoggerBase):
+    """gunicorn's error and access logs in the gateway's format.
+
+    Lines for "-" (the default) go through the root handler; a file named by
+    --error-logfile or --access-logfile keeps its file, in our format. Which
+    access lines are written at all stays gunicorn's choice (GUNICORN_ACCESS_LOG
+    empty: none), which a logconfig_dict would override.
+    """
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        ours = next((h for h in logging.getLogger().handlers if isinstance(h, GatewayHandler)), None)
+        if ours is None:
+            return
+        for log in (self.error_log, self.access_log):
+            for handler in [h for h in log.handlers if getattr(h, "_gunicorn", False)]:
+                if isinstance(handler, logging.FileHandler):
+                    handler.setFormatter(ours.formatter)
+                    handler.addFilter(RequestIdFilter())
+                else:
+                    log.removeHandler(handler)
+                    log.propagate = True
+
+
+def configure(log_format: str, level: str) -> None:
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if isinstance(h, GatewayHandler)), None)
+    if handler is None:
+        handler = GatewayHandler()
+        handler.addFilter(RequestIdFilter())
+        root.addHandler(handler)
+    handler.setFormatter(make_formatter(log_format))
+    root.setLevel(level)
+    for name, quiet_level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(quiet_level)
+
+
+def init_app(app: Flask) -> None:
+    """Every request gets an id before anything logs about it; the response carries it back."""
+
+    @app.before_request
+    def assign_request_id() -> None:
+        # Not reset at teardown: a streamed body is sent after it and still logs under this id.
+        request_id.current.set(request_id.accept(request.headers.get(request_id.HEADER)))
+
+    @app.after_request
+    def return_request_id(response: Response) -> Response:
+        response.headers[request_id.HEADER] = request_id.get() or request_id.accept(None)
+        return response
+
+
+def _access_request_id(record: logging.LogRecord) -> str | None:
+    if record.name == "gunicorn.access" and isinstance(record.args, dict):
+        value = record.args.get("{x-request-id}o")
+        return value if value and value != "-" else None
+    return None
