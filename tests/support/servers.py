@@ -106,6 +106,8 @@ class Gunicorn(ManagedProcess):
             "WEB_CONCURRENCY": str(workers),
             "GUNICORN_THREADS": str(threads),
             "LOG_LEVEL": "INFO",
+            # Keep-alive connections of the test's clients would hold a stopping gevent worker for 30 s.
+            "GUNICORN_GRACEFUL_TIMEOUT": "2",
             "PASSWORD_HASH_COST": "10",  # the same scrypt, cheaper: see tests/conftest.py
             "RATE_LIMITS_ENABLED": "false",  # test users all come from 127.0.0.1
             **(env or {}),
