@@ -107,7 +107,7 @@ def when_ready(server):
     # every page, which made a worker recycle take ~300 ms instead of ~50 ms. Objects
     # the master creates later stay collectable.
     gc.freeze()
-    if settings.metrics_port:
+    if settings.metrics_port and settings.metrics_enabled:
         from app.metrics.exposition import serve_from_master
 
         serve_from_master(settings.metrics_host, settings.metrics_port, settings.metrics_token)

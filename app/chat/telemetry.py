@@ -3,23 +3,29 @@ from __future__ import annotations
 
 import time
 
+from flask import current_app
+
 from ..llm import Usage
 from ..metrics.definitions import (CHAT_COMPLETIONS, CHAT_DURATION, CHAT_IN_FLIGHT, CHAT_OUTCOMES,
                                    CHAT_TIME_PER_OUTPUT_TOKEN, CHAT_TIME_TO_FIRST_TOKEN, CHAT_TOKENS,
                                    CHAT_USAGE_SOURCE)
+from ..metrics.overhead import ChatClock
 
 
 class CompletionTelemetry:
-    """Started just before the upstream call, finished once when the reply (or stream) ends."""
+    """Started just before the upstream call (in the request), finished once when the reply (or stream) ends."""
 
     def __init__(self, model: str, *, streaming: bool):
         self.model = model  # a catalogue name: unknown models never get this far
         self.streaming = "true" if streaming else "false"
+        self.record = current_app.config["METRICS_ENABLED"]
+        self.clock = ChatClock(model, streaming=streaming, record=self.record)
         self.started_at = time.monotonic()
         self.first_token_at: float | None = None
         self.last_token_at: float | None = None
         self._finished = False
-        CHAT_IN_FLIGHT.labels(self.streaming).inc()
+        if self.record:
+            CHAT_IN_FLIGHT.labels(self.streaming).inc()
 
     @property
     def finished(self) -> bool:
@@ -37,6 +43,12 @@ class CompletionTelemetry:
         if self._finished:
             return
         self._finished = True
+        if self.streaming == "true":
+            self.clock.observe()  # a whole reply's is observed as its headers leave, serialisation included
+        if self.record:
+            self._record(outcome, usage)
+
+    def _record(self, outcome: str, usage: Usage | None) -> None:
         CHAT_IN_FLIGHT.labels(self.streaming).dec()
         CHAT_DURATION.labels(self.model, self.streaming).observe(time.monotonic() - self.started_at)
         CHAT_COMPLETIONS.labels(self.model, self.streaming, outcome).inc()
@@ -56,4 +68,5 @@ class CompletionTelemetry:
         """For the assistant message's meta, in milliseconds."""
         ended_at = time.monotonic() if ended_at is None else ended_at
         first = None if self.first_token_at is None else round((self.first_token_at - self.started_at) * 1000)
-        return {"timeToFirstTokenMs": first, "totalMs": round((ended_at - self.started_at) * 1000)}
+        return {"timeToFirstTokenMs": first, "totalMs": round((ended_at - self.started_at) * 1000),
+                "gatewayOverheadMs": self.clock.milliseconds()}

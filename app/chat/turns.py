@@ -64,6 +64,7 @@ def complete_turn(*, session: Session, providers: ProviderPool, turn: Turn) -> d
         completion = providers.client_for(turn.model).complete(
             model=turn.model.upstream_model, messages=turn.prompt, options=turn.options,
             timeouts=turn.model.timeouts)
+        telemetry.clock.upstream_done()
         usage = reply_usage(turn.prompt, completion.content, completion.usage)
         meta = reply_meta(turn.model, usage, completion.finish_reason, telemetry.timings())
         assistant = store_reply(session=session, turn=turn, content=completion.content, meta=meta)
