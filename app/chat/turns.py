@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from ..conversations.service import get_visible, touch
+from ..conversations.service import get_visible
+from ..errors import NotFound
 from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, ProviderPool
-from ..models import Conversation, Message, MessageRole
+from ..models import Conversation, Message, MessageRole, new_id, utcnow
 from .context import PastMessage, build_prompt, history_limit
 from .replies import reply_meta, reply_usage
 from .telemetry import CompletionTelemetry
@@ -49,10 +50,10 @@ def start_turn(*, session: Session, catalogue: Catalogue, context_budget: int,
         user_content=data["content"],
         budget=context_budget,
     )
-    touch(conversation)
-    user_message = Message(conversation_id=conversation.id, role=MessageRole.USER, content=data["content"],
-                           meta={}, created_at=conversation.updated_at)
-    session.add(user_message)
+    user_message = _append(session, conversation_id=conversation.id, role=MessageRole.USER, content=data["content"],
+                           meta={})
+    if user_message is None:  # deleted since the visibility check
+        raise NotFound("Conversation")
     session.commit()
     return Turn(conversation.id, user_message, spec, options, prompt)
 
@@ -81,15 +82,33 @@ def complete_turn(*, session: Session, providers: ProviderPool, turn: Turn) -> d
 
 def store_reply(*, session: Session, turn: Turn, content: str, meta: dict[str, Any]) -> Message | None:
     """Store the assistant's message and move the conversation's updatedAt; None if it was deleted meanwhile."""
-    conversation = session.get(Conversation, turn.conversation_id)
-    if conversation is None:
+    message = _append(session, conversation_id=turn.conversation_id, role=MessageRole.ASSISTANT, content=content,
+                      meta=meta)
+    if message is None:
         log.info("conversation %s was deleted before its reply was stored", turn.conversation_id)
+        session.rollback()
         return None
-    touch(conversation)
-    message = Message(conversation_id=conversation.id, role=MessageRole.ASSISTANT, content=content, meta=meta,
-                      created_at=conversation.updated_at)
-    session.add(message)
     session.commit()
+    return message
+
+
+def _append(session: Session, *, conversation_id: str, role: MessageRole, content: str,
+            meta: dict[str, Any]) -> Message | None:
+    """Move the conversation's updatedAt and add a message of that time: two statements, no read, no ORM flush.
+
+    The UPDATE comes first: it locks the conversation row (a delete waits for our
+    commit) and its row count says whether the conversation still exists.
+    None when it does not. The Message returned is for the response only.
+    """
+    now = utcnow()
+    moved = session.execute(update(Conversation).where(Conversation.id == conversation_id).values(updated_at=now),
+                            execution_options={"synchronize_session": False}).rowcount
+    if not moved:
+        return None
+    message = Message(id=new_id(), conversation_id=conversation_id, role=role, content=content, meta=meta,
+                      created_at=now)
+    session.execute(insert(Message).values(id=message.id, conversation_id=conversation_id, role=role,
+                                           content=content, meta=meta, created_at=now))
     return message
 
 
