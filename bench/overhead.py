@@ -38,7 +38,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL at 127.0.0.1:5432 instead of SQLite")
     parser.add_argument("--workers", type=int, default=2, help="gateway workers (one per core)")
     parser.add_argument("--requests", type=int, default=400, help="concurrency-1 requests to each side per run")
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of each concurrency-16 round")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of each concurrency-16 round")
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="concurrency-16 rounds per side, alternated: short and many, so load from other "
+                             "work on the machine falls on both sides alike")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3, help="runs (rounds) of each measurement; medians")
     parser.add_argument("--tokens", type=int, default=20, help="tokens per reply from the fake upstream")
@@ -48,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=None, help="results file (default: bench/results/...)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.requests, args.seconds, args.repeat, args.scrapes = 30, 1.0, 1, 5
+        args.requests, args.seconds, args.repeat, args.rounds, args.scrapes = 30, 1.0, 1, 1, 5
         args.metrics_workers, args.restarts = "1,4", "0,20"
     return args
 
@@ -116,10 +119,10 @@ async def chat_measurements(args, fake: FakeUpstream, database_url: str | None, 
                                 for _ in range(args.repeat)]
         print(f"  (1) whole chats, concurrency {args.concurrency}", flush=True)
         results["chat_load"] = await scenarios.alternated_load(
-            {"gateway": whole, "direct": direct}, args.concurrency, args.seconds, args.repeat)
+            {"gateway": whole, "direct": direct}, args.concurrency, args.seconds, args.rounds)
         print("  (3) the cost of the metrics", flush=True)
         results["metrics_cost"] = await scenarios.alternated_load(
-            {"metrics on": whole, "metrics off": whole_bare}, args.concurrency, args.seconds, args.repeat)
+            {"metrics on": whole, "metrics off": whole_bare}, args.concurrency, args.seconds, args.rounds)
         results["metrics_cost_c1"] = [await scenarios.paired(whole, whole_bare, args.requests // 2)
                                       for _ in range(args.repeat)]
         print("  (5) the floor", flush=True)
@@ -133,7 +136,7 @@ async def chat_measurements(args, fake: FakeUpstream, database_url: str | None, 
                                    for _ in range(args.repeat)]
             results["floor_load"] = await scenarios.alternated_load(
                 {"fake upstream": fake_root, "bare Flask hello": bare_hello, "gateway /livez": livez},
-                args.concurrency, args.seconds, args.repeat)
+                args.concurrency, args.seconds, args.rounds)
     return results
 
 

@@ -38,8 +38,10 @@ def rate(runs: list[dict]) -> str:
 
 
 def metrics_cost(load: dict) -> float | None:
-    on, off = (statistics.median(r["per_second"] for r in load[k]) for k in ("metrics on", "metrics off"))
-    return None if not off else 1 - on / off
+    """1 - on/off, from the median of the per-round ratios: each pair of rounds ran back to back."""
+    ratios = [on["per_second"] / off["per_second"] for on, off in zip(load["metrics on"], load["metrics off"])
+              if off["per_second"]]
+    return 1 - statistics.median(ratios) if ratios else None
 
 
 def _latency_rows(runs: list[dict], what: str) -> list[list[str]]:
@@ -105,8 +107,8 @@ def markdown(args, results: dict) -> str:
         f" per worker; every chat stores both messages before replying\n"
         f"- Fake upstream: asyncio, Ollama protocol, {args.tokens}-token replies sent at once; load client: asyncio, "
         f"keep-alive connections on loopback. Concurrency 1: {args.requests} requests per side per run, gateway and "
-        f"direct alternated; concurrency {args.concurrency}: rounds of {args.seconds:g} s, alternated. "
-        f"{args.repeat} run(s): medians, range in brackets",
+        f"direct alternated; concurrency {args.concurrency}: {args.rounds} rounds of {args.seconds:g} s per side, "
+        f"alternated. {args.repeat} run(s) at concurrency 1: medians, range in brackets",
         "## Targets\n\n" + _table(["", "target", "measured", "met"], targets(results)),
         "## (1) Whole chats, concurrency 1\n\n" + _table(header, _latency_rows(chat["chat_c1"], "total"))
         + "\n\nThe gateway's own figure, `X-Gateway-Overhead-Ms`: p50 "
