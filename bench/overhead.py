@@ -98,10 +98,14 @@ class Hello(Process):
         super().__init__(f"hello-{self.port}", argv, None, f"http://{HOST}:{self.port}/", log_dir)
 
 
-async def user_routes(gateway: Gateway, fake: FakeUpstream, turns: int):
+TURNS_PER_CONVERSATION = 10  # so a prompt carries at most 18 past messages
+MAX_TURNS_PER_SECOND = 1000  # what a pool is topped up for before a load round (beyond: conversations reused)
+
+
+async def user_routes(gateway: Gateway, fake: FakeUpstream):
     headers = await scenarios.login(gateway.port, f"bench-{uuid.uuid4().hex[:8]}@example.com")
-    pool = scenarios.Conversations(await scenarios.conversations(gateway.port, headers, 50), turns_each=5)
-    return (scenarios.chat_routes(gateway.port, fake.port, headers, pool, stream=False),
+    pool = scenarios.Conversations(gateway.port, headers, TURNS_PER_CONVERSATION)
+    return (pool, scenarios.chat_routes(gateway.port, fake.port, headers, pool, stream=False),
             scenarios.chat_routes(gateway.port, fake.port, headers, pool, stream=True))
 
 
@@ -110,21 +114,28 @@ async def chat_measurements(args, fake: FakeUpstream, database_url: str | None, 
     with Gateway(log_dir, upstream_url=fake.url, database_url=database_url, env=gateway_env(args)) as gateway, \
             Gateway(log_dir, upstream_url=fake.url, database_url=database_url,
                     env=gateway_env(args, METRICS_ENABLED="false", METRICS_PORT="0")) as bare:
-        (whole, direct), (stream, direct_stream) = await user_routes(gateway, fake, 5)
-        (whole_bare, _), _ = await user_routes(bare, fake, 5)
+        pool, (whole, direct), (stream, direct_stream) = await user_routes(gateway, fake)
+        bare_pool, (whole_bare, _), _ = await user_routes(bare, fake)
+        c1_turns = (args.requests + 20) * args.repeat  # 20: the warm-up
+        load_turns = int(MAX_TURNS_PER_SECOND * args.seconds * args.rounds)
         print("  (1) whole chats, concurrency 1", flush=True)
+        await pool.ensure(c1_turns)
         results["chat_c1"] = [await scenarios.paired(whole, direct, args.requests) for _ in range(args.repeat)]
         print("  (2) streamed chats, concurrency 1", flush=True)
+        await pool.ensure(c1_turns)
         results["stream_c1"] = [await scenarios.paired(stream, direct_stream, args.requests)
                                 for _ in range(args.repeat)]
         print(f"  (1) whole chats, concurrency {args.concurrency}", flush=True)
+        await pool.ensure(load_turns)
         results["chat_load"] = await scenarios.alternated_load(
             {"gateway": whole, "direct": direct}, args.concurrency, args.seconds, args.rounds)
         print("  (3) the cost of the metrics", flush=True)
+        await asyncio.gather(pool.ensure(load_turns + c1_turns), bare_pool.ensure(load_turns + c1_turns))
         results["metrics_cost"] = await scenarios.alternated_load(
             {"metrics on": whole, "metrics off": whole_bare}, args.concurrency, args.seconds, args.rounds)
         results["metrics_cost_c1"] = [await scenarios.paired(whole, whole_bare, args.requests // 2)
                                       for _ in range(args.repeat)]
+        results["conversation_turns_reused"] = pool.reused + bare_pool.reused
         print("  (5) the floor", flush=True)
         with Hello(log_dir, args.workers) as hello:
             livez = scenarios.Route(gateway.port, "GET", "/livez")
@@ -146,7 +157,8 @@ async def metrics_measurements(args, fake: FakeUpstream, database_url: str | Non
         print(f"  (4) /metrics with {workers} workers", flush=True)
         with Gateway(log_dir, upstream_url=fake.url, database_url=database_url,
                      env=gateway_env(args, WEB_CONCURRENCY=str(workers))) as gateway:
-            (whole, _), (stream, _) = await user_routes(gateway, fake, 5)
+            pool, (whole, _), (stream, _) = await user_routes(gateway, fake)
+            await pool.ensure(int(MAX_TURNS_PER_SECOND * 1.5))
             # Traffic first, so every worker has written chat and request series.
             await scenarios.load(whole, max(workers, 4), 1.0)
             await scenarios.load(stream, max(workers, 4), 0.5)

@@ -108,7 +108,9 @@ def markdown(args, results: dict) -> str:
         f"- Fake upstream: asyncio, Ollama protocol, {args.tokens}-token replies sent at once; load client: asyncio, "
         f"keep-alive connections on loopback. Concurrency 1: {args.requests} requests per side per run, gateway and "
         f"direct alternated; concurrency {args.concurrency}: {args.rounds} rounds of {args.seconds:g} s per side, "
-        f"alternated. {args.repeat} run(s) at concurrency 1: medians, range in brackets",
+        f"alternated. {args.repeat} run(s) at concurrency 1: medians, range in brackets. Each conversation "
+        f"takes 10 turns, then a fresh one (turns beyond the prepared conversations: "
+        f"{chat.get('conversation_turns_reused', 0)})",
         "## Targets\n\n" + _table(["", "target", "measured", "met"], targets(results)),
         "## (1) Whole chats, concurrency 1\n\n" + _table(header, _latency_rows(chat["chat_c1"], "total"))
         + "\n\nThe gateway's own figure, `X-Gateway-Overhead-Ms`: p50 "

@@ -41,15 +41,40 @@ class Route:
 
 
 class Conversations:
-    """Conversation ids handed out round the pool, each used for a few turns, so history stays short."""
+    """Conversation ids, each used for `turns_each` turns, so every prompt carries a short, bounded history.
 
-    def __init__(self, ids: list[str], turns_each: int):
-        self.ids, self.turns_each, self.used = ids, turns_each, 0
+    Topped up before each measurement (outside its clock): a conversation reused
+    for thousands of turns would send ever longer prompts and history reads,
+    and later measurements would pay for earlier ones.
+    """
+
+    def __init__(self, port: int, headers: dict, turns_each: int):
+        self.port, self.headers, self.turns_each = port, headers, turns_each
+        self.ids: list[str] = []
+        self.used = 0
+        self.reused = 0  # turns past the pool's end, counted so a report can tell
+
+    async def ensure(self, turns: int, parallel: int = 8) -> None:
+        """Enough fresh conversations for `turns` more turns."""
+        missing = -(-(self.used + turns) // self.turns_each) - len(self.ids)
+        if missing <= 0:
+            return
+        gate = iter(range(missing))
+
+        async def creator():
+            connection = Connection(HOST, self.port)
+            for _ in gate:
+                self.ids.append(await _create_conversation(connection, self.headers))
+            connection.close()
+
+        await asyncio.gather(*(creator() for _ in range(min(parallel, missing))))
 
     def __call__(self) -> str:
-        conversation = self.ids[(self.used // self.turns_each) % len(self.ids)]
+        index = self.used // self.turns_each
         self.used += 1
-        return conversation
+        if index >= len(self.ids):
+            self.reused += 1
+        return self.ids[index % len(self.ids)]
 
 
 async def login(port: int, email: str) -> dict:
@@ -61,17 +86,11 @@ async def login(port: int, email: str) -> dict:
     return {"Authorization": f"Bearer {json.loads(response.body)['accessToken']}"}
 
 
-async def conversations(port: int, headers: dict, count: int) -> list[str]:
-    connection = Connection(HOST, port)
-    ids = []
-    for index in range(count):
-        response = await connection.request("POST", "/conversations", json_body={"title": f"bench {index}"},
-                                            headers=headers)
-        if response.status != 201:
-            raise RuntimeError(f"create conversation failed: {response.status} {response.body[:200]!r}")
-        ids.append(json.loads(response.body)["id"])
-    connection.close()
-    return ids
+async def _create_conversation(connection: Connection, headers: dict) -> str:
+    response = await connection.request("POST", "/conversations", json_body={"title": "bench"}, headers=headers)
+    if response.status != 201:
+        raise RuntimeError(f"create conversation failed: {response.status} {response.body[:200]!r}")
+    return json.loads(response.body)["id"]
 
 
 def chat_routes(gateway_port: int, fake_port: int, headers: dict, pool: Conversations, *, stream: bool):
