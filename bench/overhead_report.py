@@ -130,7 +130,7 @@ def markdown(args, results: dict) -> str:
         + "\n\nAfter worker restarts (8 `gthread` workers with GUNICORN_MAX_REQUESTS=1, so each `/livez` request "
         "ends its worker; gthread because a gevent worker only notices max_requests on its 1 s loop tick), "
         "scraped on the master's listener:\n\n"
-        + _table(["restarts", "recycled", "p50", "p99", "bytes", "errors"], by_restarts),
+        + _table(["restarts", "recycled since the row above", "p50", "p99", "bytes", "errors"], by_restarts),
         f"## (5) The floor: a bare Flask hello under gunicorn's gevent worker ({args.workers} workers)\n\n"
         + "Concurrency 1:\n\n" + _table(["", "bare Flask hello", "fake upstream GET /", "difference"],
                                         _latency_rows(chat["floor_c1"], "total"))
