@@ -200,7 +200,7 @@ async def main_async(args) -> Path:
     output = args.output or RESULTS / f"overhead-{report.stamp()}-{database_name}-{'quick' if args.quick else 'full'}.md"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
-    output.with_suffix(".json").write_text(json.dumps({"settings": vars(args) | {"output": str(output)},
+    output.with_suffix(".json").write_text(json.dumps({"settings": vars(args) | {"output": output.name},
                                                        **results}, indent=1, default=str))
     print(f"results written to {output} (logs in {log_dir})")
     return output
