@@ -50,7 +50,9 @@ def get_livez(url: str) -> bool:
 
 def test_scrapes_never_fail_while_every_request_recycles_a_worker(tmp_path):
     total, clients = 3000, 8
-    env = {"GUNICORN_MAX_REQUESTS": "1", "GUNICORN_ACCESS_LOG": "/dev/null"}
+    # gthread: a gevent worker only notices max_requests on its 1 s loop tick, so it would serve
+    # hundreds of requests per life and the test would see a few dozen restarts, not thousands.
+    env = {"GUNICORN_MAX_REQUESTS": "1", "GUNICORN_ACCESS_LOG": "/dev/null", "GUNICORN_WORKER_CLASS": "gthread"}
     with Gunicorn(tmp_path, workers=3, threads=2, env=env) as server:
         server.wait_for_workers(3)
         baseline = scrape(server.metrics_url).value("http_requests_total", **LIVEZ)  # the start-up checks
