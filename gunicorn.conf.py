@@ -136,7 +136,7 @@ def when_ready(server):
         # finish here: one still pending at the fork runs in each worker and dies there with a
         # KeyError traceback on stderr, outside every log format.
         gevent.sleep(0.05)
-    if settings.metrics_port:
+    if settings.metrics_port and settings.metrics_enabled:
         from app.metrics.exposition import serve_from_master
 
         serve_from_master(settings.metrics_host, settings.metrics_port, settings.metrics_token)

@@ -115,6 +115,7 @@ class Settings:
     metrics_token: str = _setting("METRICS_TOKEN", "")
     metrics_host: str = _setting("METRICS_HOST", "")  # empty: API_HOST
     metrics_port: int = _setting("METRICS_PORT", 4001, _int, low=0, high=65535)
+    metrics_enabled: bool = _setting("METRICS_ENABLED", True, _bool)  # false: for benchmarking the cost of metrics
     ollama_base_url: str = _setting("OLLAMA_BASE_URL", "http://localhost:11434", _url)
     ollama_models: str = _setting("OLLAMA_MODELS", "")
     openai_base_url: str = _setting("OPENAI_BASE_URL", "", _url)

@@ -17,11 +17,11 @@ SSE_DOC = {
 }
 
 
-def _start_turn(conversation_id: str, data: dict) -> turns.Turn:
+def _start_turn(conversation_id: str, data: dict, *, store_now: bool) -> turns.Turn:
     settings = current_app.config["SETTINGS"]
     return turns.start_turn(session=get_session(), catalogue=get_llm().catalogue,
                             context_budget=settings.context_token_budget, conversation_id=conversation_id,
-                            user_id=current_caller().user_id, data=data)
+                            user_id=current_caller().user_id, data=data, store_now=store_now)
 
 
 @bp.post("/conversations/<id>/messages")
@@ -32,7 +32,7 @@ def _start_turn(conversation_id: str, data: dict) -> turns.Turn:
 @bp.response(200, ChatReplySchema)
 def send_message(data, id):
     """Send a message and get the model's whole reply"""
-    turn = _start_turn(id, data)
+    turn = _start_turn(id, data, store_now=False)
     return turns.complete_turn(session=get_session(), providers=get_llm().providers, turn=turn)
 
 
@@ -44,7 +44,7 @@ def send_message(data, id):
 @bp.doc(responses={"200": SSE_DOC})
 def stream_message(data, id):
     """Send a message and stream the model's reply as server-sent events"""
-    turn = _start_turn(id, data)
+    turn = _start_turn(id, data, store_now=True)
     return streaming.start_stream(providers=get_llm().providers, db_sessions=session_factory(), turn=turn,
                                   heartbeat_seconds=current_app.config["SETTINGS"].heartbeat_seconds)
 

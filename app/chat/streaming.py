@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,6 +64,7 @@ class ReplyEvents:
         self.relay, self.first, self.turn, self.telemetry = relay, first, turn, telemetry
         self.db_sessions, self.heartbeat_seconds = db_sessions, heartbeat_seconds
         self.parts: list[str] = []  # one content chunk each, as the provider sent them
+        self._taken = time.monotonic()  # when the event being handled came off the relay's queue
         self._events: Iterator[bytes] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
@@ -81,12 +83,15 @@ class ReplyEvents:
         event: Token | End | Failure | None = self.first
         try:
             while True:
+                self._taken = time.monotonic()
                 if event is None:
                     yield HEARTBEAT
                 elif isinstance(event, Token):
                     self.parts.append(event.text)
                     self.telemetry.token(event.at)
-                    yield sse({"type": "token", "token": event.text})
+                    data = sse({"type": "token", "token": event.text})
+                    self.telemetry.clock.relayed(self._taken)
+                    yield data
                 elif isinstance(event, End):
                     yield self._finish(event)
                     return
@@ -118,8 +123,10 @@ class ReplyEvents:
         meta = reply_meta(self.turn.model, usage, end.finish_reason, self.telemetry.timings())
         # A conversation deleted meanwhile stores nothing; the client still gets the reply, without an id.
         message = self._store(content, meta) or Message(role=MessageRole.ASSISTANT, content=content, meta=meta)
+        data = sse(_end_schema.dump({"type": "end", "message": message, "usage": usage}))
+        self.telemetry.clock.relayed(self._taken)
         self.telemetry.finish("success", usage=usage)
-        return sse(_end_schema.dump({"type": "end", "message": message, "usage": usage}))
+        return data
 
     def _fail(self, error: BaseException) -> bytes:
         if not isinstance(error, ProviderError):

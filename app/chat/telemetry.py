@@ -11,16 +11,19 @@ from ..llm import Usage
 from ..metrics.definitions import (CHAT_COMPLETIONS, CHAT_DURATION, CHAT_IN_FLIGHT, CHAT_OUTCOMES,
                                    CHAT_TIME_PER_OUTPUT_TOKEN, CHAT_TIME_TO_FIRST_TOKEN, CHAT_TOKENS,
                                    CHAT_USAGE_SOURCE)
+from ..metrics.overhead import ChatClock
 
 log = logging.getLogger(__name__)
 
 
 class CompletionTelemetry:
-    """Started just before the upstream call, finished once when the reply (or stream) ends."""
+    """Started just before the upstream call (in the request), finished once when the reply (or stream) ends."""
 
     def __init__(self, model: str, *, streaming: bool):
         self.model = model  # a catalogue name: unknown models never get this far
         self.streaming = "true" if streaming else "false"
+        self.record = current_app.config["METRICS_ENABLED"]
+        self.clock = ChatClock(model, streaming=streaming, record=self.record)
         self.started_at = time.monotonic()
         self.first_token_at: float | None = None
         self.last_token_at: float | None = None
@@ -28,7 +31,8 @@ class CompletionTelemetry:
         # Read now, in the request: a stream finishes after the request context is gone.
         self.request_id = request_id.get()
         self.provider = _provider_of(model)
-        CHAT_IN_FLIGHT.labels(self.streaming).inc()
+        if self.record:
+            CHAT_IN_FLIGHT.labels(self.streaming).inc()
 
     @property
     def finished(self) -> bool:
@@ -46,6 +50,13 @@ class CompletionTelemetry:
         if self._finished:
             return
         self._finished = True
+        if self.streaming == "true":
+            self.clock.observe()  # a whole reply's is observed as its headers leave, serialisation included
+        if self.record:
+            self._record(outcome, usage)
+        self._log(outcome, usage)
+
+    def _record(self, outcome: str, usage: Usage | None) -> None:
         CHAT_IN_FLIGHT.labels(self.streaming).dec()
         CHAT_DURATION.labels(self.model, self.streaming).observe(time.monotonic() - self.started_at)
         CHAT_COMPLETIONS.labels(self.model, self.streaming, outcome).inc()
@@ -60,7 +71,6 @@ class CompletionTelemetry:
             if completion_tokens > 1 and self.last_token_at is not None:
                 CHAT_TIME_PER_OUTPUT_TOKEN.labels(self.model).observe(
                     (self.last_token_at - self.first_token_at) / (completion_tokens - 1))
-        self._log(outcome, usage)
 
     def _log(self, outcome: str, usage: Usage | None) -> None:
         """One line per completion: what an operator needs to find it, never its content."""
@@ -77,7 +87,8 @@ class CompletionTelemetry:
         """For the assistant message's meta, in milliseconds."""
         ended_at = time.monotonic() if ended_at is None else ended_at
         first = None if self.first_token_at is None else round((self.first_token_at - self.started_at) * 1000)
-        return {"timeToFirstTokenMs": first, "totalMs": round((ended_at - self.started_at) * 1000)}
+        return {"timeToFirstTokenMs": first, "totalMs": round((ended_at - self.started_at) * 1000),
+                "gatewayOverheadMs": self.clock.milliseconds()}
 
 
 def _provider_of(model: str) -> str | None:

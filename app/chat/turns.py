@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
-from ..conversations.service import get_visible, touch
+from ..conversations.service import get_visible
+from ..errors import NotFound
 from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, ProviderPool
-from ..models import Conversation, Message, MessageRole
+from ..models import Conversation, Message, MessageRole, new_id, utcnow
 from .context import PastMessage, build_prompt, history_limit
 from .replies import reply_meta, reply_usage
 from .telemetry import CompletionTelemetry
@@ -33,9 +34,15 @@ class Turn:
     prompt: list[dict[str, str]]
 
 
-def start_turn(*, session: Session, catalogue: Catalogue, context_budget: int,
-               conversation_id: str, user_id: str, data: dict[str, Any]) -> Turn:
-    """Check access and model, build the prompt, then store the user's message: all before any provider call."""
+def start_turn(*, session: Session, catalogue: Catalogue, context_budget: int, conversation_id: str,
+               user_id: str, data: dict[str, Any], store_now: bool) -> Turn:
+    """Check access and model and build the prompt, all before any provider call.
+
+    `store_now` writes the user's message at once (streams: it shows while the
+    reply streams); otherwise it is written with the reply, in one transaction
+    and one disk flush, or alone when the provider fails. Either way the
+    read transaction ends here, so no connection is held during the call.
+    """
     conversation = get_visible(session=session, conversation_id=conversation_id, user_id=user_id)
     spec = catalogue.resolve(data.get("model") or conversation.model)
     options = GenerationOptions(
@@ -49,65 +56,105 @@ def start_turn(*, session: Session, catalogue: Catalogue, context_budget: int,
         user_content=data["content"],
         budget=context_budget,
     )
-    touch(conversation)
-    user_message = Message(conversation_id=conversation.id, role=MessageRole.USER, content=data["content"],
-                           meta={}, created_at=conversation.updated_at)
-    session.add(user_message)
+    user_message = _message(conversation.id, MessageRole.USER, data["content"], {})
+    if store_now and not _store(session, conversation.id, [user_message]):
+        raise NotFound("Conversation")  # deleted since the visibility check
     session.commit()
     return Turn(conversation.id, user_message, spec, options, prompt)
 
 
 def complete_turn(*, session: Session, providers: ProviderPool, turn: Turn) -> dict[str, Any]:
-    """Ask for the whole reply at once and store it; provider failures become 502/504 with nothing stored."""
+    """Ask for the whole reply at once, then store both messages; a provider failure stores the user's alone."""
     telemetry = CompletionTelemetry(turn.model.name, streaming=False)
     try:
         completion = providers.client_for(turn.model).complete(
             model=turn.model.upstream_model, messages=turn.prompt, options=turn.options,
             timeouts=turn.model.timeouts)
+        telemetry.clock.upstream_done()
         usage = reply_usage(turn.prompt, completion.content, completion.usage)
         meta = reply_meta(turn.model, usage, completion.finish_reason, telemetry.timings())
-        assistant = store_reply(session=session, turn=turn, content=completion.content, meta=meta)
-    except ProviderError as exc:
-        telemetry.finish(exc.outcome)
-        raise
-    except BaseException:
-        telemetry.finish("internal_error")
+        assistant = _message(turn.conversation_id, MessageRole.ASSISTANT, completion.content, meta)
+        stored = _store(session, turn.conversation_id, [turn.user_message, assistant])
+        session.commit()
+    except BaseException as exc:
+        _store_question_alone(session, turn)
+        telemetry.finish(exc.outcome if isinstance(exc, ProviderError) else "internal_error")
         raise
     telemetry.finish("success", usage=usage)
+    if not stored:
+        log.info("conversation %s was deleted before its reply was stored", turn.conversation_id)
     return {"conversation_id": turn.conversation_id, "user_message": turn.user_message,
-            "assistant_message": assistant, "usage": usage}
+            "assistant_message": assistant if stored else None, "usage": usage}
 
 
 def store_reply(*, session: Session, turn: Turn, content: str, meta: dict[str, Any]) -> Message | None:
     """Store the assistant's message and move the conversation's updatedAt; None if it was deleted meanwhile."""
-    conversation = session.get(Conversation, turn.conversation_id)
-    if conversation is None:
+    message = _message(turn.conversation_id, MessageRole.ASSISTANT, content, meta)
+    if not _store(session, turn.conversation_id, [message]):
         log.info("conversation %s was deleted before its reply was stored", turn.conversation_id)
+        session.rollback()
         return None
-    touch(conversation)
-    message = Message(conversation_id=conversation.id, role=MessageRole.ASSISTANT, content=content, meta=meta,
-                      created_at=conversation.updated_at)
-    session.add(message)
     session.commit()
     return message
 
 
+def _store_question_alone(session: Session, turn: Turn) -> None:
+    try:
+        session.rollback()
+        _store(session, turn.conversation_id, [turn.user_message])
+        session.commit()
+    except Exception:
+        log.exception("could not store the user message of conversation %s", turn.conversation_id)
+
+
+def _message(conversation_id: str, role: MessageRole, content: str, meta: dict[str, Any]) -> Message:
+    """A message for the response and for _store; not added to the session (no ORM flush)."""
+    return Message(id=new_id(), conversation_id=conversation_id, role=role, content=content, meta=meta,
+                   created_at=utcnow())
+
+
+_conversations, _messages = Conversation.__table__, Message.__table__
+# Built once: statement construction was a visible share of a chat's CPU time.
+_TOUCH = (_conversations.update().where(_conversations.c.id == bindparam("conversation_id"))
+          .values(updated_at=bindparam("updated_at")))
+_INSERT = _messages.insert()
+_MESSAGE_COLUMNS = ("id", "conversation_id", "role", "content", "meta", "created_at")
+
+
+def _store(session: Session, conversation_id: str, messages: list[Message]) -> bool:
+    """Move the conversation's updatedAt to the last message's time and insert the messages; False if it is gone.
+
+    The UPDATE comes first: it locks the conversation row (a delete waits for
+    our commit) and its row count says whether the conversation still exists.
+    The caller commits.
+    """
+    moved = session.execute(_TOUCH, {"conversation_id": conversation_id, "updated_at": messages[-1].created_at})
+    if not moved.rowcount:
+        return False
+    session.execute(_INSERT, [{name: getattr(m, name) for name in _MESSAGE_COLUMNS} for m in messages])
+    return True
+
+
+_HISTORY = (select(_messages.c.role, _messages.c.content, _messages.c.created_at, _messages.c.id)
+            .where(_messages.c.conversation_id == bindparam("conversation_id"),
+                   _messages.c.role.in_(list(PROMPT_ROLES)))
+            .order_by(_messages.c.created_at.desc(), _messages.c.id.desc()))
+
+
 def _recent_messages(session: Session, conversation_id: str, *, limit: int) -> Iterator[PastMessage]:
     """Newest first, fetched a page at a time: build_prompt stops reading once the budget is full."""
-    query = (select(Message.role, Message.content, Message.created_at, Message.id)
-             .where(Message.conversation_id == conversation_id, Message.role.in_(list(PROMPT_ROLES)))
-             .order_by(Message.created_at.desc(), Message.id.desc()))
+    query, params = _HISTORY, {"conversation_id": conversation_id}
     read = 0
     while read < limit:
-        rows = session.execute(query.limit(min(HISTORY_PAGE, limit - read))).all()
+        rows = session.execute(query.limit(min(HISTORY_PAGE, limit - read)), params).all()
         for role, content, _, _ in rows:
             yield PastMessage(PROMPT_ROLES[role], content)
         read += len(rows)
         if len(rows) < HISTORY_PAGE:
             return
         _, _, created_at, last_id = rows[-1]
-        query = query.where(or_(Message.created_at < created_at,
-                                and_(Message.created_at == created_at, Message.id < last_id)))
+        query = query.where(or_(_messages.c.created_at < created_at,
+                                and_(_messages.c.created_at == created_at, _messages.c.id < last_id)))
 
 
 def _first_set(*values: Any) -> Any:

@@ -76,6 +76,13 @@ CHAT_IN_FLIGHT = Gauge(
     multiprocess_mode="livesum",
 )
 
+CHAT_GATEWAY_OVERHEAD = Histogram(
+    "chat_gateway_overhead_seconds",
+    "Time the gateway itself adds to a chat: everything but waiting for the model provider.",
+    ["model", "streaming"],
+    buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.008, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+)
+
 RATE_LIMIT_HITS = Counter(
     "rate_limit_hits_total",
     "Requests refused with 429 because they went over a rate limit, by limit name.",

@@ -55,6 +55,7 @@ def complete(*, providers: ProviderPool, call: Call) -> dict[str, Any]:
         completion = providers.client_for(call.model).complete(
             model=call.model.upstream_model, messages=call.messages, options=call.options,
             timeouts=call.model.timeouts)
+        telemetry.clock.upstream_done()
         usage = reply_usage(call.messages, completion.content, completion.usage)
     except ProviderError as exc:
         telemetry.finish(exc.outcome)

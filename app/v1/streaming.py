@@ -9,6 +9,7 @@ chat metrics count the completion exactly as the conversation routes do.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -50,6 +51,7 @@ class CompletionChunks:
         self.relay, self.first, self.call, self.telemetry = relay, first, call, telemetry
         self.heartbeat_seconds = heartbeat_seconds
         self.parts: list[str] = []
+        self._taken = time.monotonic()  # when the event being handled came off the relay's queue
         self._events: Iterator[bytes] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
@@ -69,12 +71,15 @@ class CompletionChunks:
         try:
             yield sse(self._chunk({"role": "assistant", "content": ""}))
             while True:
+                self._taken = time.monotonic()
                 if event is None:
                     yield HEARTBEAT
                 elif isinstance(event, Token):
                     self.parts.append(event.text)
                     self.telemetry.token(event.at)
-                    yield sse(self._chunk({"content": event.text}))
+                    data = sse(self._chunk({"content": event.text}))
+                    self.telemetry.clock.relayed(self._taken)
+                    yield data
                 elif isinstance(event, End):
                     yield from self._finish(event)
                     return
@@ -99,6 +104,7 @@ class CompletionChunks:
 
     def _finish(self, end: End) -> Iterator[bytes]:
         usage = self._usage(end.usage)
+        self.telemetry.clock.relayed(self._taken)
         self.telemetry.finish("success", usage=usage)
         yield sse(self._chunk({}, finish_reason=end.finish_reason or "stop"))
         if self.call.include_usage:

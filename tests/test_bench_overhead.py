@@ -1,0 +1,29 @@
+"""`python -m bench.overhead --quick` still runs end to end and produces numbers (never judged for speed)."""
+import json
+
+import pytest
+
+from bench import overhead
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_overhead_benchmark_runs_and_reports_numbers(tmp_path):
+    output = tmp_path / "overhead.md"
+
+    overhead.main(["--quick", "--output", str(output)])
+
+    results = json.loads(output.with_suffix(".json").read_text())
+    chat, scrapes = results["chat"], results["metrics"]
+    c1 = chat["chat_c1"][0]
+    assert c1["errors"] == 0 and c1["count"] > 0
+    assert c1["gateway_total_p50"] > 0 and c1["direct_total_p50"] > 0 and c1["header_overhead_p50"] > 0
+    assert chat["stream_c1"][0]["gateway_ttft_p50"] > 0 and chat["stream_c1"][0]["direct_ttft_p50"] > 0
+    for load in (chat["chat_load"], chat["metrics_cost"], chat["floor_load"]):
+        for runs in load.values():
+            assert runs[0]["ok"] > 0 and runs[0]["errors"] == 0
+    assert all(s["api"]["p50"] > 0 and s["master"]["p50"] > 0 for s in scrapes["by_workers"].values())
+    restarts = {int(n): s for n, s in scrapes["by_restarts"].items()}
+    assert restarts[20]["served"] == 20 and restarts[20]["master"]["p50"] > 0
+    text = output.read_text()
+    assert "## Targets" in text and "cores" in text and "gunicorn" in text
