@@ -51,8 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=None, help="results file (default: bench/results/...)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.requests, args.seconds, args.repeat, args.rounds, args.scrapes = 30, 1.0, 1, 1, 5
-        args.metrics_workers, args.restarts = "1,4", "0,20"
+        args.requests, args.seconds, args.repeat, args.rounds, args.scrapes = 30, 0.5, 1, 1, 5
+        args.metrics_workers, args.restarts = "2", "0,20"
     return args
 
 

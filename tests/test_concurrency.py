@@ -152,7 +152,7 @@ def _hang(upstream) -> None:
 
 
 def test_hung_upstream_chats_end_at_their_deadline_and_leave_livez_alone(tmp_path, database_url):
-    deadline = 3
+    deadline = 2
     env = {**HUNG, "PROVIDER_TOTAL_TIMEOUT": str(deadline), "SSE_HEARTBEAT_SECONDS": "1"}
     with FakeUpstream(tmp_path, tokens=5, seconds=0.5) as upstream, \
             gateway(tmp_path, upstream, database_url=database_url, workers=2, env=env) as server:

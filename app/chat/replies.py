@@ -1,14 +1,23 @@
-"""What is stored with an assistant message: its usage (reported or counted) and its meta."""
+"""Whole replies, and what is stored with an assistant message: its usage (reported or counted) and its meta."""
 from __future__ import annotations
 
 from typing import Any
 
-from ..llm import ModelSpec, Usage
+from ..llm import Completion, GenerationOptions, ModelSpec, ProviderPool, Usage
 from ..llm.types import COUNTED_BY_CHARACTERS, COUNTED_BY_CHUNKS
 from .context import estimate_tokens, prompt_tokens
 from .schemas import UsageSchema
 
 _usage_schema = UsageSchema()
+
+
+def ask_whole(*, providers: ProviderPool, model: ModelSpec, messages: list[dict[str, str]],
+              options: GenerationOptions, telemetry) -> tuple[Completion, Usage]:
+    """The provider's whole reply and its usage; the telemetry's clock stops counting our time meanwhile."""
+    completion = providers.client_for(model).complete(model=model.upstream_model, messages=messages,
+                                                      options=options, timeouts=model.timeouts)
+    telemetry.clock.upstream_done()
+    return completion, reply_usage(messages, completion.content, completion.usage)
 
 
 def reply_usage(prompt: list[dict[str, str]], content: str, reported: Usage | None, *,

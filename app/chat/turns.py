@@ -14,7 +14,7 @@ from ..errors import NotFound
 from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, ProviderPool
 from ..models import Conversation, Message, MessageRole, new_id, utcnow
 from .context import PastMessage, build_prompt, history_limit
-from .replies import reply_meta, reply_usage
+from .replies import ask_whole, reply_meta
 from .telemetry import CompletionTelemetry
 
 log = logging.getLogger(__name__)
@@ -67,11 +67,8 @@ def complete_turn(*, session: Session, providers: ProviderPool, turn: Turn) -> d
     """Ask for the whole reply at once, then store both messages; a provider failure stores the user's alone."""
     telemetry = CompletionTelemetry(turn.model.name, streaming=False)
     try:
-        completion = providers.client_for(turn.model).complete(
-            model=turn.model.upstream_model, messages=turn.prompt, options=turn.options,
-            timeouts=turn.model.timeouts)
-        telemetry.clock.upstream_done()
-        usage = reply_usage(turn.prompt, completion.content, completion.usage)
+        completion, usage = ask_whole(providers=providers, model=turn.model, messages=turn.prompt,
+                                      options=turn.options, telemetry=telemetry)
         meta = reply_meta(turn.model, usage, completion.finish_reason, telemetry.timings())
         assistant = _message(turn.conversation_id, MessageRole.ASSISTANT, completion.content, meta)
         stored = _store(session, turn.conversation_id, [turn.user_message, assistant])

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..chat.replies import reply_usage
+from ..chat.replies import ask_whole
 from ..chat.telemetry import CompletionTelemetry
 from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, ProviderPool, UnknownModel, Usage
 from .errors import ModelNotFound
@@ -52,11 +52,8 @@ def complete(*, providers: ProviderPool, call: Call) -> dict[str, Any]:
     """The whole reply as a `chat.completion`; provider failures become 502/504 as on our own chat routes."""
     telemetry = CompletionTelemetry(call.model.name, streaming=False)
     try:
-        completion = providers.client_for(call.model).complete(
-            model=call.model.upstream_model, messages=call.messages, options=call.options,
-            timeouts=call.model.timeouts)
-        telemetry.clock.upstream_done()
-        usage = reply_usage(call.messages, completion.content, completion.usage)
+        completion, usage = ask_whole(providers=providers, model=call.model, messages=call.messages,
+                                      options=call.options, telemetry=telemetry)
     except ProviderError as exc:
         telemetry.finish(exc.outcome)
         raise
