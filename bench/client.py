@@ -52,7 +52,7 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]
     return status, headers
 
 
-async def _body_chunks(reader: asyncio.StreamReader, headers: dict[str, str]):
+async def body_chunks(reader: asyncio.StreamReader, headers: dict[str, str]):
     """The body's bytes as they arrive: chunked, by length, or until close."""
     if headers.get("transfer-encoding", "").lower() == "chunked":
         while True:
@@ -79,7 +79,7 @@ async def request(host: str, port: int, method: str, path: str, *, json_body=Non
         try:
             writer.write(_request_bytes(method, host, port, path, headers, body))
             status, response_headers = await _read_head(reader)
-            data = b"".join([chunk async for chunk in _body_chunks(reader, response_headers)])
+            data = b"".join([chunk async for chunk in body_chunks(reader, response_headers)])
             return Response(status, response_headers, data)
         finally:
             writer.close()
@@ -101,7 +101,7 @@ async def stream(host: str, port: int, path: str, payload: dict, *, headers: dic
         writer.write(_request_bytes("POST", host, port, path, headers, body))
         result.status, response_headers = await _read_head(reader)
         buffer = b""
-        async for chunk in _body_chunks(reader, response_headers):
+        async for chunk in body_chunks(reader, response_headers):
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for line in lines:

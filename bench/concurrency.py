@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 import uuid
 from pathlib import Path
@@ -84,11 +83,7 @@ async def main_async(args) -> Path:
     text = report.markdown(args, ceiling, results)
     print(text)
     output = args.output or RESULTS / f"concurrency-{report.stamp()}-{'quick' if args.quick else 'full'}.md"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    (output.with_suffix(".json")).write_text(json.dumps({"ceiling": ceiling, "models": results}, indent=1))
-    print(f"results written to {output} (logs in {log_dir})")
-    return output
+    return report.write_results(output, text, {"ceiling": ceiling, "models": results}, log_dir)
 
 
 def main(argv=None) -> None:

@@ -10,6 +10,8 @@ import json
 import time
 from dataclasses import dataclass
 
+from .client import body_chunks
+
 
 @dataclass
 class Timed:
@@ -69,17 +71,7 @@ class Connection:
         return Timed(status, response_headers, first_byte, first_token, total, b"".join(parts))
 
     async def _chunks(self, headers: dict[str, str]):
-        reader = self._reader
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            while True:
-                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                if size == 0:
-                    await reader.readuntil(b"\r\n")
-                    return
-                yield (await reader.readexactly(size + 2))[:-2]
-        elif "content-length" in headers:
-            yield await reader.readexactly(int(headers["content-length"]))
-        else:  # body until close: HTTP/1.0-style
-            while data := await reader.read(65536):
-                yield data
-            self.close()
+        async for chunk in body_chunks(self._reader, headers):
+            yield chunk
+        if not ("transfer-encoding" in headers or "content-length" in headers):
+            self.close()  # the body ran until the server closed

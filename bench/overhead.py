@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import time
@@ -198,12 +197,8 @@ async def main_async(args) -> Path:
     print(text)
     database_name = "postgres" if args.postgres else "sqlite"
     output = args.output or RESULTS / f"overhead-{report.stamp()}-{database_name}-{'quick' if args.quick else 'full'}.md"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    output.with_suffix(".json").write_text(json.dumps({"settings": vars(args) | {"output": output.name},
-                                                       **results}, indent=1, default=str))
-    print(f"results written to {output} (logs in {log_dir})")
-    return output
+    return report.write_results(output, text, {"settings": vars(args) | {"output": output.name}, **results},
+                                log_dir)
 
 
 def main(argv=None) -> None:

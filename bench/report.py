@@ -1,13 +1,24 @@
 """The results as a Markdown document: the machine, the versions, the settings, and one table per scenario."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
 import time
 from importlib import metadata
+from pathlib import Path
 
 from app.config import Settings
+
+
+def write_results(output: Path, text: str, data: dict, log_dir) -> Path:
+    """The Markdown table and the same numbers as JSON beside it."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    output.with_suffix(".json").write_text(json.dumps(data, indent=1, default=str))
+    print(f"results written to {output} (logs in {log_dir})")
+    return output
 
 
 def stamp() -> str:

@@ -108,6 +108,14 @@ def user(auth):
 
 
 @pytest.fixture
+def org(client, user):
+    """An organisation `user` created, and so OWNS."""
+    response = client.post("/orgs", json={"name": "Acme"}, headers=user.headers)
+    assert response.status_code == 201
+    return response.get_json()
+
+
+@pytest.fixture
 def db_session(app):
     """A session for asserting on rows, independent of the requests' sessions."""
     session = app.extensions["db_sessionmaker"]()

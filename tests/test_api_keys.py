@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select, update
 
 from app.models import ApiKey
+from tests.test_orgs import add
 from tests.test_access import PLACEHOLDERS, body_for, protected_routes
 
 
@@ -17,19 +18,6 @@ def create_key(client, user, **body):
 
 def bearer(secret: str) -> dict:
     return {"Authorization": f"Bearer {secret}"}
-
-
-@pytest.fixture
-def org(client, user):
-    response = client.post("/orgs", json={"name": "Acme"}, headers=user.headers)
-    assert response.status_code == 201
-    return response.get_json()
-
-
-def add_member(client, org, manager, member, role="MEMBER"):
-    response = client.post(f"/orgs/{org['id']}/members", json={"email": member.email, "role": role},
-                           headers=manager.headers)
-    assert response.status_code == 201
 
 
 def test_the_key_is_shown_once_and_only_its_hash_is_stored(client, user, db_session):
@@ -121,7 +109,7 @@ def test_a_scoped_key_needs_membership_and_dies_when_its_user_leaves(client, aut
     assert response.status_code == 404
 
     member = auth.register()
-    add_member(client, org, user, member)
+    assert add(client, org, user, member).status_code == 201
     scoped = create_key(client, member, orgId=org["id"])
     assert scoped["orgId"] == org["id"]
     assert client.get("/auth/me", headers=bearer(scoped["key"])).status_code == 200
@@ -144,7 +132,7 @@ def test_org_managers_list_and_revoke_the_keys_scoped_to_their_org(client, auth,
     people = {"owner": user, "outsider": auth.register()}
     for name, role in (("admin", "ADMIN"), ("member", "MEMBER"), ("author", "MEMBER")):
         people[name] = auth.register()
-        add_member(client, org, user, people[name], role)
+        assert add(client, org, user, people[name], role).status_code == 201
     scoped = create_key(client, people["author"], orgId=org["id"])
     unscoped = create_key(client, people["author"])
     headers = people[who].headers

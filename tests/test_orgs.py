@@ -1,14 +1,6 @@
-import pytest
 from sqlalchemy import func, select
 
 from app.models import OrgMember
-
-
-@pytest.fixture
-def org(client, user):
-    response = client.post("/orgs", json={"name": "Acme"}, headers=user.headers)
-    assert response.status_code == 201
-    return response.get_json()
 
 
 def add(client, org, manager, member, role="MEMBER"):
