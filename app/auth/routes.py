@@ -1,8 +1,5 @@
-from flask import current_app
-
 from .. import limits
 from ..db import get_session
-from ..errors import Forbidden
 from ..rest import Blueprint, auth_required
 from . import service
 from .identity import current_caller
@@ -17,10 +14,7 @@ bp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and t
 @bp.response(201, SessionSchema)
 def register(data):
     """Create an account and log it in (403 when the operator has closed sign-up)"""
-    if not current_app.config["REGISTRATION_OPEN"]:
-        raise Forbidden("Sign-up is closed on this gateway: ask an operator for an account", code="registration_closed")
-    user = service.register(session=get_session(), **data)
-    return service.issue_tokens(user)
+    return service.issue_tokens(service.sign_up(session=get_session(), **data))
 
 
 @bp.post("/login")

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..errors import Conflict, Unauthorized
+from ..errors import Conflict, Forbidden, Unauthorized
 from ..models import User
 
 BAD_CREDENTIALS = "Invalid email or password"
@@ -30,6 +30,13 @@ def normalise_email(email: str) -> str:
 
 def find_by_email(*, session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+def sign_up(*, session: Session, email: str, password: str, name: str | None) -> User:
+    """Self-service registration, unless the operator closed it (operators use `register` from the shell)."""
+    if not current_app.config["REGISTRATION_OPEN"]:
+        raise Forbidden("Sign-up is closed on this gateway: ask an operator for an account", code="registration_closed")
+    return register(session=session, email=email, password=password, name=name)
 
 
 def register(*, session: Session, email: str, password: str, name: str | None) -> User:
