@@ -4,7 +4,10 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import JSON, DateTime, Enum, Float, ForeignKey, Index, String, Text, UniqueConstraint
+from decimal import Decimal
+
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Enum, Float, ForeignKey, Index, Integer, Numeric,
+                        String, Text, UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .db import Base
@@ -128,3 +131,68 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+
+# Exact decimal USD: 20 digits, 10 after the point (see llm.pricing.COST_QUANTUM).
+Usd = Numeric(20, 10, asdecimal=True)
+
+
+class UsageRecord(Base):
+    """One completion, whole, streamed, partial or failed: who, which model, how many tokens, what it cost.
+
+    Written in the same transaction as the assistant message where there is one.
+    Rows outlive their conversation and API key (SET NULL): usage is billing
+    data, and deleting a chat does not undo what it cost.
+    """
+
+    __tablename__ = "usage_records"
+    __table_args__ = (
+        Index("ix_usage_records_org_created", "org_id", "created_at"),
+        Index("ix_usage_records_user_created", "user_id", "created_at"),
+        Index("ix_usage_records_conversation", "conversation_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    org_id: Mapped[Optional[str]] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    api_key_id: Mapped[Optional[str]] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    conversation_id: Mapped[Optional[str]] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
+    message_id: Mapped[Optional[str]] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), unique=True)
+    model: Mapped[str] = mapped_column(String(200))
+    provider: Mapped[str] = mapped_column(String(32))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+    method: Mapped[str] = mapped_column(String(16))  # reported | chunks | characters | none
+    cost_usd: Mapped[Optional[Decimal]] = mapped_column(Usd)  # None: the model has no price
+    outcome: Mapped[str] = mapped_column(String(32))
+    duration_ms: Mapped[Optional[float]] = mapped_column(Float)
+    time_to_first_token_ms: Mapped[Optional[float]] = mapped_column(Float)
+
+
+class OrgBudget(Base):
+    """An org's monthly limits; either may be absent. Months are calendar months in UTC."""
+
+    __tablename__ = "org_budgets"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True)
+    monthly_tokens: Mapped[Optional[int]] = mapped_column(BigInteger)
+    monthly_cost_usd: Mapped[Optional[Decimal]] = mapped_column(Usd)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OrgUsageMonth(Base):
+    """An org's running total for one UTC month, kept beside the usage rows in the same transaction.
+
+    Budget checks read this one row instead of summing a month of usage, and
+    its atomic increments (UPDATE ... SET tokens = tokens + n) stay exact across
+    workers and instances.
+    """
+
+    __tablename__ = "org_usage_months"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # "2026-11"
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_usd: Mapped[Decimal] = mapped_column(Usd, default=Decimal(0))

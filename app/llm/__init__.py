@@ -12,9 +12,11 @@ from flask import Flask, current_app
 from .catalogue import Catalogue, CatalogueError, UnknownModel, load_catalogue
 from .errors import ProviderError, ProviderTimeout
 from .pool import ProviderPool
+from .pricing import cost_of
 from .types import Completion, GenerationOptions, ModelSpec, Timeouts, Usage
 
 __all__ = [
+    "cost_of",
     "LLM", "Catalogue", "CatalogueError", "load_catalogue", "Completion", "GenerationOptions", "ModelSpec", "ProviderError",
     "ProviderPool", "ProviderTimeout", "Timeouts", "UnknownModel", "Usage", "get_llm", "init_app",
 ]

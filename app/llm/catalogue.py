@@ -20,12 +20,15 @@ environment variable that holds its key (`api_key_env`).
         connect_timeout: 3
         read_timeout: 300           # idle: the longest silence before headers or between chunks
         total_timeout: 900          # the whole call
+        input_price: 0.15           # USD per million prompt tokens (optional: no price, no cost)
+        output_price: "0.60"        # USD per million completion tokens; strings keep every digit
 """
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,7 +43,7 @@ from .types import ModelSpec, Timeouts
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 OPENAI_DEFAULT_MODELS = "gpt-4o-mini"
 _ENTRY_KEYS = {"provider", "base_url", "upstream_model", "api_key_env", "connect_timeout", "read_timeout",
-               "total_timeout"}
+               "total_timeout", "input_price", "output_price"}
 
 
 class CatalogueError(ConfigError):
@@ -151,6 +154,8 @@ def _entry(name: str, entry: Any, timeouts: Timeouts, environ: Mapping[str, str]
             total=_positive(entry.get("total_timeout", timeouts.total), f"{where}: total_timeout"),
         ),
         api_key=api_key,
+        input_price=_price(entry.get("input_price"), f"{where}: input_price"),
+        output_price=_price(entry.get("output_price"), f"{where}: output_price"),
     )
 
 
@@ -173,3 +178,18 @@ def _positive(value: Any, what: str) -> float:
     if number <= 0:
         raise CatalogueError(f"{what}: must be positive")
     return number
+
+
+def _price(value: Any, what: str) -> Decimal | None:
+    """USD per million tokens, exactly as written: str() first, so 0.1 stays 0.1 and not its float."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise CatalogueError(f"{what}: expected USD per million tokens, got {value!r}")
+    try:
+        price = Decimal(str(value))
+    except InvalidOperation:
+        raise CatalogueError(f"{what}: expected USD per million tokens, got {value!r}") from None
+    if not price.is_finite() or price < 0:
+        raise CatalogueError(f"{what}: must be a non-negative number")
+    return price

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 # Where a completion's token counts came from.
 REPORTED = "reported"  # by the provider
@@ -26,6 +27,9 @@ class ModelSpec:
     upstream_model: str
     timeouts: Timeouts
     api_key: str | None = field(default=None, repr=False)
+    # USD per million tokens; None means the model has no price, so its completions have no cost.
+    input_price: Decimal | None = None
+    output_price: Decimal | None = None
 
 
 @dataclass(frozen=True)
