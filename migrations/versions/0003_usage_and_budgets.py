@@ -18,11 +18,15 @@ branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 
+# Exact USD (app.models.Usd): NUMERIC on PostgreSQL, integer units of 1e-10 USD on SQLite, whose NUMERIC is a float.
+USD = sa.Numeric(precision=20, scale=10).with_variant(sa.BigInteger(), "sqlite")
+
+
 def upgrade() -> None:
     op.create_table('org_budgets',
     sa.Column('org_id', sa.String(length=36), nullable=False),
     sa.Column('monthly_tokens', sa.BigInteger(), nullable=True),
-    sa.Column('monthly_cost_usd', sa.Numeric(precision=20, scale=10), nullable=True),
+    sa.Column('monthly_cost_usd', USD, nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('org_id')
@@ -31,7 +35,7 @@ def upgrade() -> None:
     sa.Column('org_id', sa.String(length=36), nullable=False),
     sa.Column('month', sa.String(length=7), nullable=False),
     sa.Column('tokens', sa.BigInteger(), nullable=False),
-    sa.Column('cost_usd', sa.Numeric(precision=20, scale=10), nullable=False),
+    sa.Column('cost_usd', USD, nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('org_id', 'month')
     )
@@ -49,7 +53,7 @@ def upgrade() -> None:
     sa.Column('completion_tokens', sa.Integer(), nullable=False),
     sa.Column('estimated', sa.Boolean(), nullable=False),
     sa.Column('method', sa.String(length=16), nullable=False),
-    sa.Column('cost_usd', sa.Numeric(precision=20, scale=10), nullable=True),
+    sa.Column('cost_usd', USD, nullable=True),
     sa.Column('outcome', sa.String(length=32), nullable=False),
     sa.Column('duration_ms', sa.Float(), nullable=True),
     sa.Column('time_to_first_token_ms', sa.Float(), nullable=True),
