@@ -54,7 +54,7 @@ def _report(session: Session, scope, start: datetime | None, end: datetime | Non
     start = start or month_start(now)
     end = end or next_month_start(now)
     if start >= end:
-        raise ValidationFailed("The period is empty", {"to": ["Must be later than `from`."]})
+        raise ValidationFailed("The period is empty", {"query": {"to": ["Must be later than `from`."]}})
     # Half-open: a completion at exactly `end` belongs to the next period.
     where = (scope, _records.c.created_at >= start, _records.c.created_at < end)
     report: dict[str, Any] = {"start": start, "end": end,

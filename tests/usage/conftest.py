@@ -59,3 +59,8 @@ def org_key(client, user, org) -> dict:
     response = client.post("/api-keys", json={"name": "ci", "orgId": org["id"]}, headers=user.headers)
     assert response.status_code == 201, response.get_json()
     return {"Authorization": f"Bearer {response.get_json()['key']}"}
+
+
+def usd(amount: Decimal) -> str:
+    """As the API writes exact USD: a plain decimal string without trailing zeros."""
+    return format(amount.normalize(), "f")
