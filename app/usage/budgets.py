@@ -66,7 +66,7 @@ def get_budget(*, session: Session, org_id: str, now: datetime | None = None) ->
         row = (None, None, None, tokens, cost)
     status = _status(row, now)
     del status["exceeded"]
-    return _wire(status)
+    return status
 
 
 def put_budget(*, session: Session, org_id: str, monthly_tokens: int | None, monthly_cost_usd: Decimal | None,
