@@ -51,6 +51,7 @@ def register_extensions(app: Flask) -> None:
     from . import chat_capacity, db, llm
     from .auth import identity, tokens
     from .extensions import api
+    from .rest import ErrorSchema
 
     if app.config["DATABASE_URL"].startswith("sqlite:///"):
         Path(app.config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +60,8 @@ def register_extensions(app: Flask) -> None:
     tokens.init_app(app)
     identity.init_app(app)
     llm.init_app(app)
+    # No catch-all `default` response: every operation lists its own errors (rest.Blueprint), in our contract.
+    api.DEFAULT_ERROR_RESPONSE_NAME, api.ERROR_SCHEMA = None, ErrorSchema
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
 
