@@ -8,12 +8,14 @@ writing them down.
 import functools
 from datetime import timezone
 
+from apispec.ext.marshmallow import MarshmallowPlugin as BaseMarshmallowPlugin
 from flask import current_app
 
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest.utils import deepupdate
 from flask_jwt_extended import jwt_required
 from marshmallow import Schema, fields
+from marshmallow.decorators import VALIDATES_SCHEMA
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
@@ -106,8 +108,10 @@ class Blueprint(SmorestBlueprint):
                 _resolve_stream_events(response, api=kwargs["api"])
         body = request_body_schema(doc)
         if body is not None:
-            # A body whose fields are all optional may be left out: the route then takes the defaults.
-            doc["requestBody"]["required"] = any(field.required for field in body.fields.values())
+            # A body whose fields are all optional may be left out (the route takes the defaults), unless
+            # checks of the whole body may refuse an empty one.
+            doc["requestBody"]["required"] = (any(field.required for field in body.fields.values())
+                                              or bool(body._hooks[VALIDATES_SCHEMA]))
         return doc
 
     def _error_response(self, status: int) -> dict:
@@ -165,6 +169,32 @@ def request_body_schema(doc: dict) -> Schema | None:
     if isinstance(schema, type) and issubclass(schema, Schema):
         schema = schema()
     return schema if isinstance(schema, Schema) else None
+
+
+class ModelName(fields.String):
+    """A model of the catalogue: documented as the list of the models this gateway serves."""
+
+
+class MarshmallowPlugin(BaseMarshmallowPlugin):
+    """Schemas into the document, plus what marshmallow cannot say: a schema's `OPENAPI` keywords, the model names."""
+
+    def __init__(self, model_names: list[str]):
+        super().__init__()
+        self.model_names = model_names
+
+    def init_spec(self, spec):
+        super().init_spec(spec)
+        names = self.model_names
+
+        def model_enum(_converter, field, ret, **kwargs):
+            return {"enum": [*names, *([None] if field.allow_none else [])]} if isinstance(field, ModelName) else {}
+
+        self.converter.add_attribute_function(model_enum)
+
+    def schema_helper(self, name, _, schema=None, **kwargs):
+        json_schema = super().schema_helper(name, _, schema=schema, **kwargs)
+        extra = getattr(schema if isinstance(schema, type) else type(schema), "OPENAPI", None)
+        return {**json_schema, **extra} if extra and json_schema is not None else json_schema
 
 
 def camelcase(name: str) -> str:

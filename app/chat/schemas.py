@@ -1,7 +1,7 @@
 from marshmallow import ValidationError, fields, validate
 
 from ..conversations.schemas import TEMPERATURE, TOP_P, MessageSchema
-from ..rest import CamelSchema, ErrorDetailSchema
+from ..rest import CamelSchema, ErrorDetailSchema, ModelName
 
 # About 25k tokens: more than a person types, less than would crowd out the context budget's history.
 MAX_CONTENT_CHARS = 100_000
@@ -14,7 +14,7 @@ def _not_blank(value: str) -> None:
 
 class ChatRequestSchema(CamelSchema):
     content = fields.String(required=True, validate=[validate.Length(min=1, max=MAX_CONTENT_CHARS), _not_blank])
-    model = fields.String(allow_none=True, validate=validate.Length(min=1, max=200),
+    model = ModelName(allow_none=True, validate=validate.Length(min=1, max=200),
                           metadata={"description": "A name from GET /models; default: the conversation's, then the gateway's"})
     temperature = fields.Float(allow_none=True, validate=TEMPERATURE)
     top_p = fields.Float(allow_none=True, validate=TOP_P)
