@@ -85,8 +85,12 @@ def test_a_body_is_required_only_where_an_empty_one_is_refused(spec, client, use
     assert client.patch(f"/conversations/{created.get_json()['id']}", json={}, headers=user.headers).status_code == 400
     assert spec["paths"]["/conversations/{id}"]["patch"]["requestBody"]["required"] is True
     assert spec["components"]["schemas"]["ConversationUpdate"]["minProperties"] == 1
+    # A budget PUT without a body sets no limits, as `{}` does: the body is optional there too.
+    org = client.post("/orgs", json={"name": "Budgets"}, headers=user.headers).get_json()
+    assert client.put(f"/orgs/{org['id']}/budget", headers=user.headers).status_code == 200
+    assert spec["paths"]["/orgs/{id}/budget"]["put"]["requestBody"]["required"] is False
     for method, path, operation in operations(spec):
-        if path not in ("/conversations",) and "requestBody" in operation:
+        if path not in ("/conversations", "/orgs/{id}/budget") and "requestBody" in operation:
             assert operation["requestBody"]["required"] is True, (method, path)
 
 
