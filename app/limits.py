@@ -57,7 +57,8 @@ login = _both(_limit("login_address", "RATE_LIMIT_LOGIN_ADDRESS", client_address
               _limit("login_account", "RATE_LIMIT_LOGIN_ACCOUNT", account_key))
 register = _limit("register_address", "RATE_LIMIT_REGISTER_ADDRESS", client_address)
 chat = _limit("chat_user", "RATE_LIMIT_CHAT_USER", caller_key)
-LIMIT_NAMES = ("login_address", "login_account", "register_address", "chat_user")
+# chat_streams_user is the cap on open streams per user (app/stream_limit.py), not a rate.
+LIMIT_NAMES = ("login_address", "login_account", "register_address", "chat_user", "chat_streams_user")
 
 
 def init_app(app: Flask) -> None:

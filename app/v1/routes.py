@@ -3,6 +3,7 @@ from flask import current_app
 from .. import limits
 from ..llm import get_llm
 from ..rest import Blueprint, auth_required
+from ..stream_limit import limit_user_streams
 from . import completions, streaming
 from .errors import in_openai_shape
 from .schemas import ChatCompletionRequestSchema
@@ -29,6 +30,7 @@ def list_models():
 @limits.chat
 @bp.arguments(ChatCompletionRequestSchema)
 @bp.doc(responses={"200": SSE_DOC})
+@limit_user_streams(lambda data: bool(data.get("stream")))
 def create_chat_completion(data):
     """A chat completion, whole (`chat.completion`) or streamed (`chat.completion.chunk` events)"""
     llm = get_llm()
