@@ -52,7 +52,7 @@ def register_api_docs(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import chat_capacity, db, llm
+    from . import chat_capacity, db, llm, stream_limit
     from .auth import identity, tokens
     from .extensions import api
     from .rest import ErrorSchema, MarshmallowPlugin
@@ -61,6 +61,7 @@ def register_extensions(app: Flask) -> None:
         Path(app.config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     db.init_app(app)
     chat_capacity.init_app(app)
+    stream_limit.init_app(app)
     tokens.init_app(app)
     identity.init_app(app)
     llm.init_app(app)

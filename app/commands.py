@@ -1,4 +1,5 @@
-"""Operator commands: `flask --app wsgi create-user EMAIL`, for gateways whose sign-up is closed."""
+"""Operator commands: `flask --app wsgi create-user EMAIL` (for gateways whose sign-up is closed),
+`disable-user EMAIL` and `enable-user EMAIL`."""
 import sys
 
 import click
@@ -38,5 +39,31 @@ def create_user(email: str, name: str | None, password: str, org_name: str | Non
             click.echo(f"created organisation {org.name!r} ({org.id}) with {user.email} as OWNER")
 
 
+def _set_disabled(email: str, disabled: bool) -> None:
+    with session_factory()() as session:
+        try:
+            user = accounts.set_disabled(session=session, email=email, disabled=disabled)
+        except ApiError as exc:
+            raise click.ClickException(f"{exc.message}: {email}") from None
+    click.echo(f"{'disabled' if disabled else 'enabled'} user {user.email} ({user.id})")
+
+
+@click.command("disable-user")
+@click.argument("email")
+@with_appcontext
+def disable_user(email: str) -> None:
+    """Disable an account: its tokens stop working at once on every worker, and it can no longer log in."""
+    _set_disabled(email, True)
+
+
+@click.command("enable-user")
+@click.argument("email")
+@with_appcontext
+def enable_user(email: str) -> None:
+    """Enable a disabled account again; it logs in afresh (its earlier tokens stay revoked)."""
+    _set_disabled(email, False)
+
+
 def init_app(app: Flask) -> None:
-    app.cli.add_command(create_user)
+    for command in (create_user, disable_user, enable_user):
+        app.cli.add_command(command)

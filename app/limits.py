@@ -58,9 +58,13 @@ def _both(first, second):
 login = _both(_limit("login_address", "RATE_LIMIT_LOGIN_ADDRESS", client_address),
               _limit("login_account", "RATE_LIMIT_LOGIN_ACCOUNT", account_key))
 register = _limit("register_address", "RATE_LIMIT_REGISTER_ADDRESS", client_address)
+# A stolen access token must not become a way to guess the account's password: same budget as logins.
+password = _limit("password_user", "RATE_LIMIT_LOGIN_ACCOUNT", caller_key)
 # Every chat route (whole, streamed, /v1) is counted here, and every one of them asks a model provider.
 chat = _both(may_fail(502, 504), _limit("chat_user", "RATE_LIMIT_CHAT_USER", caller_key))
-LIMIT_NAMES = ("login_address", "login_account", "register_address", "chat_user")
+# chat_streams_user is the cap on open streams per user (app/stream_limit.py), not a rate.
+LIMIT_NAMES = ("login_address", "login_account", "register_address", "chat_user", "chat_streams_user",
+               "password_user")
 
 
 def init_app(app: Flask) -> None:

@@ -48,6 +48,28 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(256))
     name: Mapped[Optional[str]] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Set by an operator (`flask disable-user`): every token of the account stops at once, and login is refused.
+    disabled_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+
+class TokenFamily(Base):
+    """One login session: every access and refresh token descended from one login carries its id (`fam`).
+
+    Revoking the row revokes them all, on every worker and instance, with one
+    indexed lookup per request. `refresh_jti` is the one refresh token of the
+    family still unspent: rotation swaps it with a conditional UPDATE, so
+    presenting an older one is detected as reuse.
+    """
+
+    __tablename__ = "token_families"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    refresh_jti: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When the current refresh token expires: past it, the row serves no token and may be deleted.
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
 
 
 class Org(Base):

@@ -29,6 +29,9 @@ from .servers import HOST, FakeUpstream, Gateway, Process, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Production wants one: without it /metrics on the API port answers 404.
+METRICS_TOKEN = "bench-metrics-token-" + uuid.uuid4().hex
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -58,7 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def gateway_env(args, **extra) -> dict:
     """Production settings, except what a benchmark from one address and one user must change."""
     return {"APP_ENV": "production", "PASSWORD_HASH_COST": "14", "WEB_CONCURRENCY": str(args.workers),
-            "RATE_LIMIT_CHAT_USER": "1000000/minute", "RATE_LIMIT_REGISTER_ADDRESS": "1000/hour", **extra}
+            "RATE_LIMIT_CHAT_USER": "1000000/minute", "RATE_LIMIT_REGISTER_ADDRESS": "1000/hour",
+            "METRICS_TOKEN": METRICS_TOKEN, **extra}
 
 
 class Database:
@@ -162,8 +166,8 @@ async def metrics_measurements(args, fake: FakeUpstream, database_url: str | Non
             await scenarios.load(whole, max(workers, 4), 1.0)
             await scenarios.load(stream, max(workers, 4), 0.5)
             results["by_workers"][workers] = {
-                "api": await scenarios.scrape_latency(gateway.port, "/metrics", args.scrapes),
-                "master": await scenarios.scrape_latency(gateway.metrics_port, "/metrics", args.scrapes)}
+                "api": await scenarios.scrape_latency(gateway.port, "/metrics", args.scrapes, SCRAPER),
+                "master": await scenarios.scrape_latency(gateway.metrics_port, "/metrics", args.scrapes, SCRAPER)}
     # A gevent worker notices max_requests on its 1 s loop tick; gthread recycles at once (see the report).
     env = gateway_env(args, WEB_CONCURRENCY="8", GUNICORN_WORKER_CLASS="gthread", GUNICORN_MAX_REQUESTS="1")
     with Gateway(log_dir, upstream_url=fake.url, database_url=database_url, env=env) as gateway:
@@ -174,7 +178,8 @@ async def metrics_measurements(args, fake: FakeUpstream, database_url: str | Non
             done = target
             await _wait_for_workers(gateway, 8)
             results["by_restarts"][target] = {
-                **recycled, "master": await scenarios.scrape_latency(gateway.metrics_port, "/metrics", args.scrapes)}
+                **recycled,
+                "master": await scenarios.scrape_latency(gateway.metrics_port, "/metrics", args.scrapes, SCRAPER)}
     return results
 
 

@@ -104,6 +104,7 @@ class Gateway(Process):
             "APP_ENV": "development",
             "JWT_SECRET_KEY": "bench-secret-bench-secret-bench-secret-0123456789",
             "LOG_LEVEL": "WARNING", "GUNICORN_ACCESS_LOG": "",
+            "CHAT_MAX_STREAMS_PER_USER": "0",  # one bench user opens hundreds of streams
             "DEFAULT_MODEL": "llama3.1", "OLLAMA_BASE_URL": upstream_url,
             "OPENAI_BASE_URL": "", "OPENAI_API_KEY": "", "MODELS_FILE": "", "OPENAI_MODELS": "", "OLLAMA_MODELS": "",
             **(env or {}),

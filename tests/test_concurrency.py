@@ -106,6 +106,8 @@ def test_a_chat_over_the_cap_gets_503_and_the_slot_frees_when_the_client_leaves(
             refused_stream = http.post(f"{server.url}/conversations/{second}/stream", json={"content": "hi"},
                                        timeout=10)
             other_routes = http.get(f"{server.url}/conversations", timeout=10)
+            refused_v1 = http.post(f"{server.url}/v1/chat/completions", timeout=10,
+                                   json={"model": "llama3.1", "messages": [{"role": "user", "content": "hi"}]})
         # Leaving the block closed the connection: the slot is released by the WSGI close.
 
         assert refused.status_code == 503
@@ -113,6 +115,8 @@ def test_a_chat_over_the_cap_gets_503_and_the_slot_frees_when_the_client_leaves(
         assert refused.json()["error"]["code"] == "chat_capacity"
         assert refused_stream.status_code == 503 and refused_stream.json()["error"]["code"] == "chat_capacity"
         assert other_routes.status_code == 200
+        # /v1 holds a provider call as long as a chat does, so it draws on the same cap (in OpenAI's error shape).
+        assert refused_v1.status_code == 503 and refused_v1.json()["error"]["code"] == "chat_capacity"
 
         fake_llm.script = Script(tokens=["ok"])
 

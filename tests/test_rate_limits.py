@@ -53,6 +53,15 @@ def test_many_accounts_from_one_address_hit_the_address_limit(client):
     assert hits("login_address") - before == 2
 
 
+def test_guessing_the_password_with_a_stolen_access_token_is_limited_like_logins(client, auth):
+    victim = auth.register()
+    before = hits("password_user")
+    statuses = [client.post("/auth/password", json={"currentPassword": "guess number %d" % i, "newPassword": "x" * 12},
+                            headers=victim.headers).status_code for i in range(5)]
+    assert statuses == [403, 403, 403, 429, 429]
+    assert hits("password_user") - before == 2
+
+
 def test_sign_up_floods_from_one_address_are_limited(client, db_session):
     statuses = [client.post("/auth/register", json={"email": f"{uuid.uuid4().hex}@example.com",
                                                     "password": "long enough"}).status_code for _ in range(6)]

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
 
-from ..models import ApiKey, OrgMember, utcnow
+from ..models import ApiKey, OrgMember, User, utcnow
 
 KEY_PREFIX = "sk-gw-"
 KEY_BYTES = 32
@@ -40,7 +40,7 @@ def display_prefix(secret: str) -> str:
 
 
 def find_live_key(*, session: Session, secret: str) -> ApiKey | None:
-    """The key behind `secret` if it exists, has not expired, and its org (if any) still has its user."""
+    """The key behind `secret` if it exists, has not expired, its user is not disabled, and its org (if any) still has its user."""
     now = utcnow()
     still_a_member = exists(select(OrgMember.id).where(OrgMember.org_id == ApiKey.org_id,
                                                        OrgMember.user_id == ApiKey.user_id))
@@ -48,6 +48,8 @@ def find_live_key(*, session: Session, secret: str) -> ApiKey | None:
         ApiKey.key_hash == hash_secret(secret),
         or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
         or_(ApiKey.org_id.is_(None), still_a_member),
+        # A disabled account's keys stop with its tokens: disabling is how an operator locks someone out.
+        exists(select(User.id).where(User.id == ApiKey.user_id, User.disabled_at.is_(None))),
     ))
     if key is not None:
         _note_use(session, key, now)

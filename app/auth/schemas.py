@@ -12,13 +12,17 @@ class UserSchema(CamelSchema):
     created_at = UtcDateTime(dump_only=True)
 
 
-class RegisterSchema(CamelSchema):
-    email = fields.Email(required=True, validate=validate.Length(max=320))
-    password = fields.String(
+def _new_password() -> fields.String:
+    return fields.String(
         required=True,
         load_only=True,
         validate=validate.Length(min=MIN_PASSWORD, max=256, error="Password must be {min} to {max} characters long."),
     )
+
+
+class RegisterSchema(CamelSchema):
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+    password = _new_password()
     name = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
 
 
@@ -27,10 +31,20 @@ class LoginSchema(CamelSchema):
     password = fields.String(required=True, load_only=True, validate=validate.Length(max=256))
 
 
-class AccessTokenSchema(CamelSchema):
+class PasswordChangeSchema(CamelSchema):
+    current_password = fields.String(required=True, load_only=True, validate=validate.Length(max=256))
+    new_password = _new_password()
+
+
+class LogoutSchema(CamelSchema):
+    # Optional: the access token already names its session; this ends another one of the same account too.
+    refresh_token = fields.String(load_default=None, validate=validate.Length(max=4096))
+
+
+class TokenPairSchema(CamelSchema):
     access_token = fields.String()
-
-
-class SessionSchema(AccessTokenSchema):
     refresh_token = fields.String()
+
+
+class SessionSchema(TokenPairSchema):
     user = fields.Nested(UserSchema)

@@ -2,13 +2,13 @@
 from functools import lru_cache
 
 from flask import current_app
-from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..errors import Conflict, Forbidden, Unauthorized
-from ..models import User
+from ..errors import Conflict, Forbidden, NotFound, Unauthorized
+from ..models import User, utcnow
+from . import sessions
 
 BAD_CREDENTIALS = "Invalid email or password"
 
@@ -54,6 +54,9 @@ def authenticate(*, session: Session, email: str, password: str) -> User:
     user = find_by_email(session=session, email=email)
     if not check_password_hash(user.password_hash if user else _dummy_hash(_hash_method()), password) or user is None:
         raise Unauthorized(BAD_CREDENTIALS, code="invalid_credentials")
+    # Said only to whoever knows the password: it tells nothing to someone guessing.
+    if user.disabled_at is not None:
+        raise Forbidden(sessions.DISABLED, code="account_disabled")
     return user
 
 
@@ -64,13 +67,29 @@ def get_user(*, session: Session, user_id: str) -> User:
     return user
 
 
-def access_token_for(user: User) -> str:
-    return create_access_token(identity=user.id)
+def change_password(*, session: Session, user_id: str, current_password: str, new_password: str) -> User:
+    """Set a new password and end every session of the account, this one included (the caller gets a new one)."""
+    user = get_user(session=session, user_id=user_id)
+    if not check_password_hash(user.password_hash, current_password):
+        # 403, not 401: the access token is fine, and clients take a 401 to mean "log in again".
+        raise Forbidden("The current password is wrong", code="wrong_password")
+    user.password_hash = generate_password_hash(new_password, method=_hash_method())
+    sessions.revoke(session=session, user_id=user.id, commit=False)
+    session.commit()
+    return user
 
 
-def issue_tokens(user: User) -> dict:
-    return {
-        "access_token": access_token_for(user),
-        "refresh_token": create_refresh_token(identity=user.id),
-        "user": user,
-    }
+def set_disabled(*, session: Session, email: str, disabled: bool) -> User:
+    """For operators: a disabled account's tokens stop at once (see sessions.revocation); it cannot log in.
+
+    Its sessions are revoked too, so enabling it again does not bring back tokens
+    that may have leaked: the user logs in afresh.
+    """
+    user = find_by_email(session=session, email=email)
+    if user is None:
+        raise NotFound("Account")
+    user.disabled_at = utcnow() if disabled else None
+    if disabled:
+        sessions.revoke(session=session, user_id=user.id, commit=False)
+    session.commit()
+    return user

@@ -1,8 +1,12 @@
-"""JWT failures speak the same JSON error contract as everything else."""
-from flask import Flask
+"""JWT failures speak the same JSON error contract as everything else; revocation is checked on every use."""
+from flask import Flask, g
 
+from ..db import get_session
 from ..errors import error_response
 from ..extensions import jwt
+from . import sessions
+
+REVOCATION_REASON = "token_revocation_reason"  # where the check leaves its reason for the 401 message
 
 
 def init_app(app: Flask) -> None:
@@ -24,9 +28,27 @@ def _expired(_header, _payload):
     return error_response(401, "token_expired", "The token has expired")
 
 
+@jwt.token_in_blocklist_loader
+def _is_revoked(_header, payload) -> bool:
+    reason = sessions.revocation(session=get_session(), claims=payload)
+    setattr(g, REVOCATION_REASON, reason)
+    return reason is not None
+
+
 @jwt.revoked_token_loader
 def _revoked(_header, _payload):
-    return error_response(401, "token_revoked", "The token has been revoked")
+    return error_response(401, "token_revoked", g.get(REVOCATION_REASON) or "The token has been revoked")
+
+
+@jwt.token_verification_loader
+def _expires(_header, payload) -> bool:
+    # PyJWT checks `exp` only when it is present: a token that never expires is refused here.
+    return "exp" in payload
+
+
+@jwt.token_verification_failed_loader
+def _never_expires(_header, _payload):
+    return error_response(401, "invalid_token", "The token has no expiry")
 
 
 @jwt.needs_fresh_token_loader

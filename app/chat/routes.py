@@ -6,6 +6,7 @@ from ..chat_capacity import limit_concurrent_chats
 from ..db import get_session, session_factory
 from ..llm import get_llm
 from ..rest import Blueprint, auth_required, event_stream
+from ..stream_limit import limit_user_streams
 from . import streaming, turns
 from .schemas import (ChatReplySchema, ChatRequestSchema, ModelListSchema, StreamEndSchema, StreamErrorSchema,
                       StreamTokenSchema)
@@ -46,6 +47,7 @@ def send_message(data, id):
 @limits.chat
 @bp.arguments(ChatRequestSchema)
 @bp.doc(responses={"200": SSE_DOC})
+@limit_user_streams()
 def stream_message(data, id):
     """Send a message and stream the model's reply as server-sent events"""
     turn = _start_turn(id, data, store_now=True)

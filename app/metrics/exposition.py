@@ -18,6 +18,8 @@ from .multiprocess import directory
 from .process import GunicornProcessCollector
 
 UNAUTHORIZED = ("unauthorized", "Send the metrics token: Authorization: Bearer <METRICS_TOKEN>")
+NOT_ON_API_PORT = ("metrics_not_served", "In production /metrics on the API port needs METRICS_TOKEN; "
+                   "scrape the metrics port (METRICS_PORT) instead")
 
 
 def build_registry(master_pid_getter) -> CollectorRegistry:
@@ -38,12 +40,19 @@ def authorized(header: str | None, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
 
 
-def token_required(token: str):
-    """The metrics_decorator for prometheus-flask-exporter: open when no token is configured."""
+def token_required(token: str, *, production: bool = False):
+    """The metrics_decorator for prometheus-flask-exporter: open when no token is configured, outside production.
+
+    In production the API port is the public one (behind the load balancer), so
+    without a token there is no way to tell a scraper from anyone: 404, and
+    the master's metrics port, which is not published, is the scrape path.
+    """
 
     def decorate(view):
         @wraps(view)
         def guarded(*args, **kwargs):
+            if production and not token:
+                return error_response(404, *NOT_ON_API_PORT)
             if not authorized(request.headers.get("Authorization"), token):
                 return error_response(401, *UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
             return view(*args, **kwargs)
@@ -74,10 +83,11 @@ class SingleProcessExporter(_ScrapeFromRegistry, PrometheusMetrics):
     pass
 
 
-def exporter_for(app, token: str):
+def exporter_for(app, token: str, *, production: bool = False):
     """The /metrics endpoint on the API port, in gunicorn multiprocess mode when under gunicorn."""
     cls = MultiprocessExporter if directory() else SingleProcessExporter
-    exporter = cls.for_app_factory(path="/metrics", export_defaults=False, metrics_decorator=token_required(token))
+    exporter = cls.for_app_factory(path="/metrics", export_defaults=False,
+                                   metrics_decorator=token_required(token, production=production))
     exporter.registry_for_scrape = build_registry(os.getppid)
     exporter.init_app(app)
     return exporter

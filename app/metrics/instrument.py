@@ -16,6 +16,6 @@ def init_app(app: Flask) -> None:
     if app.config["METRICS_ENABLED"]:
         app.wsgi_app = RequestMetricsMiddleware(app.wsgi_app)
         request_started.connect(remember_route, app)
-        exporter_for(app, app.config["METRICS_TOKEN"])
+        exporter_for(app, app.config["METRICS_TOKEN"], production=app.config["APP_ENV"] == "production")
         BUILD_INFO.labels(__version__, platform.python_version()).set(1)
     app.wsgi_app = OverheadMiddleware(app.wsgi_app)

@@ -3,8 +3,10 @@ from flask import current_app
 from .. import limits
 from ..auth.identity import current_caller
 from ..db import get_session, session_factory
+from ..chat_capacity import limit_concurrent_chats
 from ..llm import get_llm
 from ..rest import Blueprint, auth_required, may_fail
+from ..stream_limit import limit_user_streams
 from . import completions, streaming
 from .errors import in_openai_shape
 from .responses import COMPLETION_DOC, OpenAIErrorSchema, OpenAIModelListSchema
@@ -24,11 +26,13 @@ def list_models():
 
 
 @bp.post("/chat/completions")
+@limit_concurrent_chats  # the same per-worker cap as the chat routes: /v1 holds provider calls just as long
 @auth_required
 @limits.chat
 @may_fail(404)  # model_not_found, as OpenAI answers
 @bp.arguments(ChatCompletionRequestSchema)
 @bp.doc(responses={"200": COMPLETION_DOC})
+@limit_user_streams(lambda data: bool(data.get("stream")))
 def create_chat_completion(data):
     """A chat completion, whole (`chat.completion`) or streamed (`chat.completion.chunk` events)"""
     llm = get_llm()
