@@ -13,12 +13,13 @@ DECLARED = {
     ("patch", "/conversations/{id}"): {403},
     ("delete", "/conversations/{id}"): {403},
     ("post", "/v1/chat/completions"): {404},
+    ("post", "/auth/password"): {403},
     ("get", "/orgs/{id}/usage"): {403},
     ("get", "/orgs/{id}/budget"): {403},
     ("put", "/orgs/{id}/budget"): {403},
 }
 CHAT = {("post", "/conversations/{id}/messages"), ("post", "/conversations/{id}/stream"), ("post", "/v1/chat/completions")}
-RATE_LIMITED = CHAT | {("post", "/auth/login"), ("post", "/auth/register")}
+RATE_LIMITED = CHAT | {("post", "/auth/login"), ("post", "/auth/register"), ("post", "/auth/password")}
 
 
 @pytest.fixture
@@ -93,8 +94,11 @@ def test_a_body_is_required_only_where_an_empty_one_is_refused(spec, client, use
     assert client.put(f"/orgs/{org['id']}/budget", headers=user.headers).status_code == 200
     assert spec["paths"]["/orgs/{id}/budget"]["put"]["requestBody"]["required"] is False
     for method, path, operation in operations(spec):
-        if path not in ("/conversations", "/orgs/{id}/budget") and "requestBody" in operation:
+        if path not in ("/conversations", "/orgs/{id}/budget", "/auth/logout") and "requestBody" in operation:
             assert operation["requestBody"]["required"] is True, (method, path)
+    # Last, since it ends the session: logging out needs no body (`refreshToken` is optional).
+    assert client.post("/auth/logout", headers=user.headers).status_code == 204
+    assert spec["paths"]["/auth/logout"]["post"]["requestBody"]["required"] is False
 
 
 def test_models_are_documented_as_the_catalogue(spec):
