@@ -10,7 +10,7 @@ from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from ..conversations.service import get_visible
-from ..errors import NotFound
+from ..errors import NotFound, database_unreachable
 from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, ProviderPool
 from ..models import Conversation, Message, MessageRole, new_id, utcnow
 from .context import PastMessage, build_prompt, history_limit
@@ -100,8 +100,13 @@ def _store_question_alone(session: Session, turn: Turn) -> None:
         session.rollback()
         _store(session, turn.conversation_id, [turn.user_message])
         session.commit()
-    except Exception:
-        log.exception("could not store the user message of conversation %s", turn.conversation_id)
+    except Exception as exc:
+        if not database_unreachable(exc):
+            log.exception("could not store the user message of conversation %s", turn.conversation_id)
+            return
+        # No traceback: its SQL parameters would put the message's content in the log.
+        log.error("could not store the user message of conversation %s: database unavailable (%s)",
+                  turn.conversation_id, type(exc).__name__)
 
 
 def _message(conversation_id: str, role: MessageRole, content: str, meta: dict[str, Any]) -> Message:
