@@ -173,3 +173,158 @@ def test_postgresql_stopped_and_started_under_traffic(tmp_path, cluster, fake_ll
     # One line per refused request, naming neither the server's address nor anyone's words.
     assert "database unavailable: OperationalError on POST /auth/login" in log
     assert f":{cluster.port}" not in log and PASSWORD not in log and "Traceback" not in log
+
+
+# Provider faults and a killed worker: the faults hit the default model (Ollama's protocol, the shared
+# fake), while other users keep chatting with a healthy model on a fake of its own.
+HEALTHY_MODEL = "healthy-model"
+OUTCOMES = ("success", "provider_error", "timeout", "client_disconnect", "internal_error")
+
+
+@pytest.fixture(scope="module")
+def healthy_llm():
+    with FakeLLM(script=Script(tokens=["fine", "."])) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, module_database_url, _fake_llm_server, healthy_llm):
+    env = {"OPENAI_BASE_URL": healthy_llm.openai_url, "OPENAI_MODELS": HEALTHY_MODEL,
+           # A model silent for longer than this starts its stream as a 200: a later failure is an SSE event.
+           "SSE_HEARTBEAT_SECONDS": "0.2", "LOG_LEVEL": "WARNING", "GUNICORN_ACCESS_LOG": ""}
+    with gateway(tmp_path_factory.mktemp("gateway"), _fake_llm_server, database_url=module_database_url,
+                 workers=2, env=env) as server:
+        server.wait_for_workers(2)
+        yield server
+
+
+class Background:
+    """Two users chatting with the healthy model while a test breaks something else."""
+
+    def __init__(self, server):
+        users = [logged_in(server) for _ in range(2)]
+        self.traffic = [Traffic(user, user.user["email"], model=HEALTHY_MODEL) for user in users]
+        for thread in self.traffic:
+            thread.start()
+        wait_until(lambda: all(t.count(lambda o: o.stream_ending == "end") for t in self.traffic),
+                   what="traffic to flow")
+
+    def finish(self) -> list[list]:
+        """Stop; the failures each user saw."""
+        for thread in self.traffic:
+            if thread.is_alive():
+                thread.stop()
+                thread.http.close()
+        return [thread.failures() for thread in self.traffic]
+
+
+@pytest.fixture
+def background(server):
+    background = Background(server)
+    yield background
+    background.finish()
+
+
+def outcome_deltas(before, after, model: str, streaming: str) -> dict[str, float]:
+    labels = {"model": model, "streaming": streaming}
+    return {outcome: after.value("chat_completions_total", outcome=outcome, **labels)
+            - before.value("chat_completions_total", outcome=outcome, **labels) for outcome in OUTCOMES}
+
+
+TOKENS = [f"t{i} " for i in range(6)]
+# (script, endpoint, what the client gets, what is stored after the user's message)
+PROVIDER_FAULTS = {
+    "500, whole reply": (Script(status=500), "messages", (502, "provider_error"), None),
+    "500, stream": (Script(status=500), "stream", (502, "provider_error"), None),
+    # Silent past the heartbeat: the stream has started as a 200, so the failure is its last event.
+    "500 after a silence, stream": (Script(status=500, headers_delay=0.6), "stream", ("sse", "provider_error"), None),
+    "connection cut before answering, whole reply": (Script(refuse=True), "messages", (502, "provider_error"), None),
+    "connection cut mid-stream": (Script(tokens=TOKENS, fail_after=3, fail_mode="drop"), "stream",
+                                  ("sse", "provider_error"), "t0 t1 t2 "),
+    "not JSON, whole reply": (Script(fail_after=0, fail_mode="garbage"), "messages", (502, "provider_error"), None),
+    "not JSON mid-stream": (Script(tokens=TOKENS, fail_after=2, fail_mode="garbage"), "stream",
+                            ("sse", "provider_error"), "t0 t1 "),
+}
+
+
+@pytest.mark.parametrize("fault", PROVIDER_FAULTS)
+def test_provider_faults_mid_traffic(server, fake_llm, background, fault):
+    script, endpoint, (status, code), partial = PROVIDER_FAULTS[fault]
+    http = logged_in(server)
+    conversation = http.conversation()
+    fake_llm.queue(script)
+    before = scrape(server.metrics_url)
+
+    response = http.post(f"/conversations/{conversation}/{endpoint}", json={"content": "Hi there"})
+    if status == "sse":
+        assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/event-stream")
+        events = parse_sse(response.content)
+        assert [e["type"] for e in events] == ["token"] * len(TOKENS[:len(events) - 1]) + ["error"]
+        assert "".join(e["token"] for e in events[:-1]) == (partial or "")
+        assert events[-1]["error"]["code"] == code
+    else:
+        assert (response.status_code, response.headers["Content-Type"]) == (status, "application/json")
+        assert response.json()["error"]["code"] == code
+    after = scrape(server.metrics_url)
+
+    stored = http.messages(conversation)
+    assert [(m["role"], m["content"]) for m in stored][:1] == [("USER", "Hi there")]
+    if partial is None:
+        assert len(stored) == 1   # the question alone: no reply, not even an empty one
+    else:
+        [reply] = stored[1:]
+        assert (reply["role"], reply["content"]) == ("ASSISTANT", partial)
+        assert reply["meta"]["partial"] is True and reply["meta"]["reason"] == code
+    streaming = "true" if endpoint == "stream" else "false"
+    assert outcome_deltas(before, after, MODEL, streaming) == {**dict.fromkeys(OUTCOMES, 0), "provider_error": 1}
+
+    # The next chat with the same model, in the same conversation, is answered.
+    assert http.message(conversation, "again")["assistantMessage"]["content"] == "Hello, world!"
+    http.close()
+    assert background.finish() == [[], []]   # the other model's users noticed nothing
+
+
+def test_a_worker_killed_mid_stream(server, fake_llm, background):
+    fake_llm.script = Script(tokens=[f"t{i} " for i in range(400)], token_delay=0.05)
+    user = logged_in(server)
+    conversation = user.conversation()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    assert send(connection, "GET", "/livez")[0] == 200
+    victim = worker_serving(server, connection)
+    connection.request("POST", f"/conversations/{conversation}/stream", body=json.dumps({"content": "count"}),
+                       headers={**user.headers, "Content-Type": "application/json"})
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.readline().startswith(b"data: ")    # streaming: a token has come through
+    snapshots = [scrape(server.metrics_url)]
+
+    os.kill(victim, signal.SIGKILL)
+    killed = time.monotonic()
+    with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+        while response.read(1024):   # the stream ends, cut short: no hang until some timeout
+            pass
+    assert time.monotonic() - killed < 5
+    connection.close()
+
+    replaced = wait_until(lambda: len(pids := server.worker_pids()) == 2 and victim not in pids and pids,
+                          what="gunicorn to replace the worker")
+    # The model server's request was let go of: the dead worker's socket closed with it.
+    assert fake_llm.wait_until(lambda: fake_llm.last_request.client_closed_at, timeout=5)
+    fake_llm.script = Script()
+    again = logged_in(server)
+    assert again.message(again.conversation(), "hello")["assistantMessage"]["content"] == "Hello, world!"
+    assert [e["type"] for e in again.stream_events(again.conversation())][-1] == "end"
+    # Other users lose what the dead worker was serving for them at that moment (one request each at most).
+    for failures in background.finish():
+        assert len(failures) <= 1 and all(f.status is None for f in failures), failures
+    settled = lambda: (s := scrape(server.metrics_url)).value("http_requests_in_flight") == 0 and s  # noqa: E731
+    snapshots.append(wait_until(settled, what="in-flight requests to settle"))
+
+    # The question was stored when the stream began; the dead worker stored no reply, partial or not.
+    assert [m["role"] for m in user.messages(conversation)] == ["USER"]
+    assert_never_decreases(snapshots)
+    assert snapshots[-1].total("chat_completions_in_flight") == 0   # the dead worker's stream is not still open
+    assert str(victim) not in {s["pid"] for s in snapshots[-1].series("process_resident_memory_bytes")}
+    assert len(replaced) == 2
+    user.close()
+    again.close()

@@ -47,9 +47,10 @@ def describe(operation: str, response: requests.Response) -> Outcome:
 class Traffic(threading.Thread):
     """One user's rounds, again and again until `stop()`; never raises, records everything."""
 
-    def __init__(self, http: GatewayClient, email: str):
+    def __init__(self, http: GatewayClient, email: str, model: str | None = None):
         super().__init__(daemon=True)
         self.http, self.email = http, email
+        self.conversation_body = {"title": "traffic", **({"model": model} if model else {})}
         self.outcomes: list[Outcome] = []
         self.created: list[str] = []             # conversation ids answered with a 201
         self.replies: set[str] = set()           # assistant message ids a client was sent
@@ -59,6 +60,11 @@ class Traffic(threading.Thread):
     def count(self, predicate) -> int:
         with self._lock:
             return sum(1 for outcome in self.outcomes if predicate(outcome))
+
+    def failures(self) -> list[Outcome]:
+        """Anything but a success: for traffic that no fault should touch."""
+        return [o for o in self.outcomes if o.status not in (200, 201)
+                or (o.operation == "stream" and o.stream_ending != "end")]
 
     def stop(self) -> None:
         self._stopping.set()
@@ -86,7 +92,7 @@ class Traffic(threading.Thread):
         requests_for = {
             "login": lambda: self.http.post("/auth/login", json={"email": self.email, "password": PASSWORD}),
             "list": lambda: self.http.get("/conversations"),
-            "create": lambda: self.http.post("/conversations", json={"title": "traffic"}),
+            "create": lambda: self.http.post("/conversations", json=self.conversation_body),
             "chat": lambda: self.http.post(f"/conversations/{conversation}/messages", json={"content": "hi"}),
             "stream": lambda: self.http.post(f"/conversations/{conversation}/stream", json={"content": "hi"}),
         }
