@@ -10,7 +10,6 @@ import signal
 import time
 
 import pytest
-import requests
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 

@@ -6,7 +6,6 @@ error code) or breaks off (status None); the records say which conversations and
 assistant messages a client was told exist, for checking the database afterwards.
 """
 import http.client
-import json
 import threading
 from dataclasses import dataclass, field
 
