@@ -20,7 +20,8 @@ from tests.support.servers import free_port
 
 def binaries() -> Path | None:
     """The newest Debian PostgreSQL bin directory holding initdb and pg_ctl, if any."""
-    found = [Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/initdb") if Path(p).with_name("pg_ctl").exists()]
+    found = [Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")
+             if Path(p).with_name("pg_ctl").exists()]
     return max(found, key=lambda path: int(path.parent.name), default=None) if found else None
 
 
