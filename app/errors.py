@@ -3,7 +3,7 @@ import logging
 import re
 
 from flask import Flask, current_app, jsonify, request
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 
@@ -55,6 +55,23 @@ def retry_after_seconds() -> int:
     return current_app.config["SETTINGS"].retry_after_seconds
 
 
+class DatabaseUnavailable(ApiError):
+    """The database refused or dropped the connection; a response adds Retry-After (a stream's event cannot)."""
+
+    def __init__(self):
+        super().__init__(503, "database_unavailable", "The database is unavailable, try again later")
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """An outage (server down, connection lost, lock or statement timeout), not a fault of the request.
+
+    A lost connection may surface as an InterfaceError ("connection already
+    closed"); SQLAlchemy marks those as invalidated, and drops the pool's other
+    connections with it, so requests after the database's return open new ones.
+    """
+    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
 class ValidationFailed(ApiError):
     def __init__(self, message: str, details: dict):
         super().__init__(400, "validation_error", message, details)
@@ -101,9 +118,23 @@ def handle_integrity_error(exc: IntegrityError):
     return error_response(409, "conflict", "The request conflicts with existing data")
 
 
-def handle_operational_error(exc: OperationalError):
-    log.error("database unavailable: %s", type(exc.orig).__name__)
-    return error_response(503, "database_unavailable", "The database is unavailable, try again later")
+def handle_database_error(exc: DBAPIError):
+    if not database_unreachable(exc):
+        return handle_unexpected(exc)
+    _rollback_quietly()
+    # The driver's message names the host and port (and may echo the URL): the class name says enough.
+    log.error("database unavailable: %s on %s %s", type(exc.orig).__name__, request.method, request.path)
+    error = DatabaseUnavailable()
+    return error_response(error.status, error.code, error.message,
+                          headers={"Retry-After": str(retry_after_seconds())})
+
+
+def _rollback_quietly() -> None:
+    """End the session's transaction; on a connection that is already gone that fails too, and changes nothing."""
+    try:
+        get_session().rollback()
+    except DBAPIError:
+        pass
 
 
 def handle_pool_timeout(_exc: PoolTimeout):
@@ -151,6 +182,6 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(IntegrityError, handle_integrity_error)
-    app.register_error_handler(OperationalError, handle_operational_error)
+    app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(PoolTimeout, handle_pool_timeout)
     app.register_error_handler(Exception, handle_unexpected)

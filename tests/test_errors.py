@@ -1,6 +1,7 @@
 """One JSON error shape for every failure, and a failed request changes nothing."""
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
 from app.models import Conversation, User
 
@@ -68,3 +69,30 @@ def test_failed_update_leaves_the_row_as_it_was(client, user, db_session):
 @pytest.mark.parametrize("path", ["/auth/me", "/conversations", "/orgs"])
 def test_auth_errors_use_the_same_shape(client, path):
     assert_error(client.get(path), 401, "missing_token")
+
+
+class _DriverError(Exception):
+    """Stands for a DBAPI driver's exception."""
+
+
+@pytest.mark.parametrize("raised, status, code", [
+    (OperationalError("SELECT 1", {}, _DriverError("connection refused")), 503, "database_unavailable"),
+    # A connection found closed mid-request: SQLAlchemy marks the error as invalidating it.
+    (InterfaceError("SELECT 1", {}, _DriverError("connection already closed"), connection_invalidated=True),
+     503, "database_unavailable"),
+    (ProgrammingError("SELECT nope", {}, _DriverError("syntax error")), 500, "internal_error"),
+])
+def test_database_errors_are_503_only_when_the_database_is_unreachable(app, client, monkeypatch, raised, status,
+                                                                        code):
+    from app.conversations import service
+
+    def fail(**kwargs):
+        raise raised
+
+    user = client.post("/auth/register", json={"email": "d@example.com", "password": "long enough"}).get_json()
+    monkeypatch.setattr(service, "list_visible", fail)
+    response = client.get("/conversations", headers={"Authorization": f"Bearer {user['accessToken']}"})
+    assert_error(response, status, code)
+    assert response.headers.get("Retry-After") == (str(app.config["SETTINGS"].retry_after_seconds)
+                                                   if status == 503 else None)
+    assert "connection" not in response.get_data(as_text=True)

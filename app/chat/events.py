@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import DatabaseUnavailable, database_unreachable
 from ..llm import GenerationOptions, ModelSpec, ProviderError, ProviderPool, Usage
 from ..llm.calls import UpstreamCall
 from .relay import End, Failure, Relay, Token
@@ -120,10 +121,15 @@ class RelayedEvents:
                 self.telemetry.token(token.at)
             self.broke_off(CLIENT_DISCONNECT, outcome=CLIENT_DISCONNECT)
             raise
-        except Exception:
+        except Exception as exc:
             self.relay.cancel()
-            log.exception("a streamed reply failed")
             self.telemetry.finish("internal_error")
+            if database_unreachable(exc):  # storing the reply failed: say so, as a request would get a 503
+                log.error("a streamed reply could not be stored: database unavailable (%s)", type(exc).__name__)
+                failure = DatabaseUnavailable()
+                yield self.error(failure.status, failure.code, failure.message, failure.details)
+                return
+            log.exception("a streamed reply failed")
             yield self.error(500, "internal_error", "An unexpected error occurred", {})
 
     def _fail(self, error: BaseException) -> bytes:

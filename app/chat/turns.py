@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..caller import Caller
 from ..conversations.service import get_visible
-from ..errors import NotFound
+from ..errors import NotFound, database_unreachable
 from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, ProviderPool, Usage
 from ..models import Conversation, Message, MessageRole, new_id, utcnow
 from ..usage.budgets import enforce_budget
@@ -122,8 +122,13 @@ def _store_question_alone(session: Session, turn: Turn, outcome: str, timings: d
         turn.ledger.write(session, outcome=outcome, usage=None, timings=timings, in_conversation=stored)
         session.commit()
         turn.ledger.settled()
-    except Exception:
-        log.exception("could not store the user message of conversation %s", turn.conversation_id)
+    except Exception as exc:
+        if not database_unreachable(exc):
+            log.exception("could not store the user message of conversation %s", turn.conversation_id)
+            return
+        # No traceback: its SQL parameters would put the message's content in the log.
+        log.error("could not store the user message of conversation %s: database unavailable (%s)",
+                  turn.conversation_id, type(exc).__name__)
 
 
 def _message(conversation_id: str, role: MessageRole, content: str, meta: dict[str, Any]) -> Message:

@@ -30,6 +30,8 @@ from typing import Any
 from . import llm_wire as wire
 
 DEFAULT_TOKENS = ("Hello", ",", " world", "!")
+# What a misconfigured proxy in front of a model server answers with.
+GARBAGE = b"<html><body>upstream went away</body></html>"
 
 
 @dataclass
@@ -44,7 +46,8 @@ class Script:
     finish_reason: str = "stop"
     status: int = 200                # anything else: an error answer before any streaming
     fail_after: int | None = None    # break the stream after this many tokens...
-    fail_mode: str = "error"         # ...with the protocol's error object ("error") or by cutting the connection ("drop")
+    fail_mode: str = "error"         # ...with the protocol's error object ("error"), by cutting the connection ("drop"),
+                                     # or with a line that is not JSON ("garbage"; a whole reply is then a 200 HTML page)
     refuse: bool = False             # read the request, then close the connection without a word
     api_key: str | None = None       # when set, a request without this bearer key gets 401
 
@@ -219,6 +222,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(request, script)
         else:
             self._pause(script.first_token_delay + script.token_delay * max(len(script.tokens) - 1, 0))
+            if script.fail_after is not None and script.fail_mode == "garbage":
+                self._send_raw(200, "text/html", GARBAGE)
+                return
             if script.fail_after is not None:
                 self._send_json(500, wire.error_body(protocol, "the model runner crashed"))
                 return
@@ -252,6 +258,11 @@ class _Handler(BaseHTTPRequestHandler):
         if script.fail_mode == "drop":
             self._hang_up()
             return
+        if script.fail_mode == "garbage":
+            self._chunk(GARBAGE + b"\n")
+            self._write(b"0\r\n\r\n", last=True)
+            self.close_connection = True
+            return
         error = wire.error_body(protocol, "the model runner crashed")
         self._chunk(json.dumps(error).encode() + b"\n" if protocol == "ollama"
                     else b"data: " + json.dumps(error).encode() + b"\n\n")
@@ -259,9 +270,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def _send_json(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
+        self._send_raw(status, "application/json", json.dumps(body).encode())
+
+    def _send_raw(self, status: int, content_type: str, data: bytes) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self._write(data, last=True)

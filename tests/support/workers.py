@@ -57,3 +57,12 @@ def one_connection_per_worker(server: Gunicorn, workers: int, attempts: int = 10
     for connection in pinned.values():
         connection.close()
     raise AssertionError(f"reached {len(pinned)} of {workers} workers in {attempts} connections")
+
+
+def send(connection: http.client.HTTPConnection, method: str, path: str, body: dict | None = None,
+         headers: dict | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
+    """One request on a pinned connection: status, headers and the whole body (a stream read to its end)."""
+    headers = {**(headers or {}), **({"Content-Type": "application/json"} if body is not None else {})}
+    connection.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+    response = connection.getresponse()
+    return response.status, response.headers, response.read()
