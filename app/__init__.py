@@ -96,9 +96,10 @@ def register_blueprints(app: Flask) -> None:
     from .extensions import api
     from .health.routes import bp as health_bp
     from .orgs.routes import bp as orgs_bp
+    from .usage.routes import bp as usage_bp
     from .v1.routes import bp as v1_bp
 
-    for bp in (health_bp, auth_bp, orgs_bp, apikeys_bp, conversations_bp, chat_bp, v1_bp):
+    for bp in (health_bp, auth_bp, orgs_bp, usage_bp, apikeys_bp, conversations_bp, chat_bp, v1_bp):
         api.register_blueprint(bp)
     app.register_blueprint(docs_bp)  # the Swagger UI page: not part of the API it documents
 

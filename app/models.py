@@ -7,7 +7,7 @@ from typing import Any, Optional
 from decimal import Decimal
 
 from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Enum, Float, ForeignKey, Index, Integer, Numeric,
-                        String, Text, UniqueConstraint)
+                        String, Text, TypeDecorator, UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .db import Base
@@ -133,8 +133,37 @@ class ApiKey(Base):
     last_used_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
 
 
-# Exact decimal USD: 20 digits, 10 after the point (see llm.pricing.COST_QUANTUM).
-Usd = Numeric(20, 10, asdecimal=True)
+USD_PLACES = 10  # as llm.pricing.COST_QUANTUM
+USD_QUANTUM = Decimal(1).scaleb(-USD_PLACES)
+
+
+class Usd(TypeDecorator):
+    """Exact decimal USD, 10 places: NUMERIC(20, 10) on PostgreSQL, an integer of 1e-10 USD on SQLite.
+
+    SQLite's NUMERIC is a float, so SUM() and `cost_usd + :c` there would round;
+    counting in integer units keeps totals exact on both databases.
+    """
+
+    impl = Numeric(20, USD_PLACES, asdecimal=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(20, USD_PLACES, asdecimal=True))
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        value = Decimal(str(value)).quantize(USD_QUANTUM)
+        return int(value.scaleb(USD_PLACES)) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return Decimal(int(value)).scaleb(-USD_PLACES).quantize(USD_QUANTUM)
+        return Decimal(value).quantize(USD_QUANTUM)
 
 
 class UsageRecord(Base):
@@ -165,7 +194,7 @@ class UsageRecord(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     estimated: Mapped[bool] = mapped_column(Boolean, default=False)
     method: Mapped[str] = mapped_column(String(16))  # reported | chunks | characters | none
-    cost_usd: Mapped[Optional[Decimal]] = mapped_column(Usd)  # None: the model has no price
+    cost_usd: Mapped[Optional[Decimal]] = mapped_column(Usd())  # None: the model has no price
     outcome: Mapped[str] = mapped_column(String(32))
     duration_ms: Mapped[Optional[float]] = mapped_column(Float)
     time_to_first_token_ms: Mapped[Optional[float]] = mapped_column(Float)
@@ -178,7 +207,7 @@ class OrgBudget(Base):
 
     org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True)
     monthly_tokens: Mapped[Optional[int]] = mapped_column(BigInteger)
-    monthly_cost_usd: Mapped[Optional[Decimal]] = mapped_column(Usd)
+    monthly_cost_usd: Mapped[Optional[Decimal]] = mapped_column(Usd())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -195,4 +224,4 @@ class OrgUsageMonth(Base):
     org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True)
     month: Mapped[str] = mapped_column(String(7), primary_key=True)  # "2026-11"
     tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    cost_usd: Mapped[Decimal] = mapped_column(Usd, default=Decimal(0))
+    cost_usd: Mapped[Decimal] = mapped_column(Usd(), default=Decimal(0))

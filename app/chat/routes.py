@@ -19,9 +19,9 @@ SSE_DOC = {
 
 def _start_turn(conversation_id: str, data: dict, *, store_now: bool) -> turns.Turn:
     settings = current_app.config["SETTINGS"]
-    return turns.start_turn(session=get_session(), catalogue=get_llm().catalogue,
+    return turns.start_turn(session=get_session(), db_sessions=session_factory(), catalogue=get_llm().catalogue,
                             context_budget=settings.context_token_budget, conversation_id=conversation_id,
-                            user_id=current_caller().user_id, data=data, store_now=store_now)
+                            caller=current_caller(), data=data, store_now=store_now)
 
 
 @bp.post("/conversations/<id>/messages")

@@ -22,7 +22,7 @@ from flask import Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import error_body
-from ..llm import ProviderPool
+from ..llm import ProviderPool, Usage
 from ..models import Message, MessageRole
 from .events import SSE_HEADERS, RelayedEvents, sse, start_relay
 from .relay import End, Token
@@ -38,7 +38,7 @@ _end_schema = StreamEndSchema()
 
 def start_stream(*, providers: ProviderPool, db_sessions: sessionmaker[Session], turn: Turn,
                  heartbeat_seconds: float) -> Response:
-    telemetry = CompletionTelemetry(turn.model.name, streaming=True)
+    telemetry = CompletionTelemetry(turn.model.name, streaming=True, ledger=turn.ledger)
     relay, first = start_relay(providers=providers, model=turn.model, messages=turn.prompt, options=turn.options,
                                telemetry=telemetry, heartbeat_seconds=heartbeat_seconds)
     events = ReplyEvents(relay=relay, first=first, turn=turn, telemetry=telemetry,
@@ -63,7 +63,7 @@ class ReplyEvents(RelayedEvents):
         usage = self.usage(end.usage)
         meta = reply_meta(self.turn.model, usage, end.finish_reason, self.telemetry.timings())
         # A conversation deleted meanwhile stores nothing; the client still gets the reply, without an id.
-        message = self._store(content, meta) or Message(role=MessageRole.ASSISTANT, content=content, meta=meta)
+        message = self._store(content, meta, "success", usage) or Message(role=MessageRole.ASSISTANT, content=content, meta=meta)
         data = self.relayed(sse(_end_schema.dump({"type": "end", "message": message, "usage": usage})))
         self.telemetry.finish("success", usage=usage)
         yield data
@@ -80,13 +80,14 @@ class ReplyEvents(RelayedEvents):
         usage = self.usage(None)
         meta = reply_meta(self.turn.model, usage, None, self.telemetry.timings(), partial_reason=reason)
         try:
-            self._store(content, meta)
+            self._store(content, meta, outcome, usage)
         except Exception:
             log.exception("could not store the partial reply of conversation %s", self.turn.conversation_id)
             self.telemetry.finish("internal_error")
             return
         self.telemetry.finish(outcome, usage=usage)
 
-    def _store(self, content: str, meta: dict[str, Any]) -> Message | None:
+    def _store(self, content: str, meta: dict[str, Any], outcome: str, usage: Usage) -> Message | None:
         with self.db_sessions() as session:
-            return store_reply(session=session, turn=self.turn, content=content, meta=meta)
+            return store_reply(session=session, turn=self.turn, content=content, meta=meta, outcome=outcome,
+                               usage=usage)

@@ -8,10 +8,11 @@ from flask import current_app, has_app_context
 
 from .. import request_id
 from ..llm import Usage
-from ..metrics.definitions import (CHAT_COMPLETIONS, CHAT_DURATION, CHAT_IN_FLIGHT, CHAT_OUTCOMES,
+from ..metrics.definitions import (CHAT_COMPLETIONS, CHAT_COST, CHAT_DURATION, CHAT_IN_FLIGHT, CHAT_OUTCOMES,
                                    CHAT_TIME_PER_OUTPUT_TOKEN, CHAT_TIME_TO_FIRST_TOKEN, CHAT_TOKENS,
                                    CHAT_USAGE_SOURCE)
 from ..metrics.overhead import ChatClock
+from ..usage.recording import UsageLedger
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +20,9 @@ log = logging.getLogger(__name__)
 class CompletionTelemetry:
     """Started just before the upstream call (in the request), finished once when the reply (or stream) ends."""
 
-    def __init__(self, model: str, *, streaming: bool):
+    def __init__(self, model: str, *, streaming: bool, ledger: UsageLedger | None = None):
         self.model = model  # a catalogue name: unknown models never get this far
+        self.ledger = ledger  # the completion's usage row, written here unless it was stored with a message
         self.streaming = "true" if streaming else "false"
         self.record = current_app.config["METRICS_ENABLED"]
         self.clock = ChatClock(model, streaming=streaming, record=self.record)
@@ -54,6 +56,8 @@ class CompletionTelemetry:
             self.clock.observe()  # a whole reply's is observed as its headers leave, serialisation included
         if self.record:
             self._record(outcome, usage)
+        if self.ledger is not None:
+            self.ledger.write_alone(outcome=outcome, usage=usage, timings=self.timings())
         self._log(outcome, usage)
 
     def _record(self, outcome: str, usage: Usage | None) -> None:
@@ -66,6 +70,9 @@ class CompletionTelemetry:
             CHAT_TOKENS.labels(self.model, "prompt").inc(usage.prompt_tokens)
             CHAT_TOKENS.labels(self.model, "completion").inc(completion_tokens)
             CHAT_USAGE_SOURCE.labels(self.model, usage.method).inc()
+            cost = self.ledger.cost(usage) if self.ledger is not None else None
+            if cost is not None:
+                CHAT_COST.labels(self.model).inc(float(cost))  # the row keeps the exact Decimal
         if self.first_token_at is not None:
             CHAT_TIME_TO_FIRST_TOKEN.labels(self.model).observe(self.first_token_at - self.started_at)
             if completion_tokens > 1 and self.last_token_at is not None:

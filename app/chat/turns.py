@@ -7,12 +7,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from ..caller import Caller
 from ..conversations.service import get_visible
 from ..errors import NotFound
-from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, ProviderPool
+from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, ProviderPool, Usage
 from ..models import Conversation, Message, MessageRole, new_id, utcnow
+from ..usage.budgets import enforce_budget
+from ..usage.recording import UsageLedger
 from .context import PastMessage, build_prompt, history_limit
 from .replies import ask_whole, reply_meta
 from .telemetry import CompletionTelemetry
@@ -32,19 +35,21 @@ class Turn:
     model: ModelSpec
     options: GenerationOptions
     prompt: list[dict[str, str]]
+    ledger: UsageLedger  # its usage row, for the conversation's org (budgets count there)
 
 
-def start_turn(*, session: Session, catalogue: Catalogue, context_budget: int, conversation_id: str,
-               user_id: str, data: dict[str, Any], store_now: bool) -> Turn:
-    """Check access and model and build the prompt, all before any provider call.
+def start_turn(*, session: Session, db_sessions: sessionmaker[Session], catalogue: Catalogue, context_budget: int,
+               conversation_id: str, caller: Caller, data: dict[str, Any], store_now: bool) -> Turn:
+    """Check access, model and the org's budget and build the prompt, all before any provider call.
 
     `store_now` writes the user's message at once (streams: it shows while the
     reply streams); otherwise it is written with the reply, in one transaction
     and one disk flush, or alone when the provider fails. Either way the
     read transaction ends here, so no connection is held during the call.
     """
-    conversation = get_visible(session=session, conversation_id=conversation_id, user_id=user_id)
+    conversation = get_visible(session=session, conversation_id=conversation_id, user_id=caller.user_id)
     spec = catalogue.resolve(data.get("model") or conversation.model)
+    enforce_budget(session=session, org_id=conversation.org_id)
     options = GenerationOptions(
         temperature=_first_set(data.get("temperature"), conversation.temperature),
         top_p=_first_set(data.get("top_p"), conversation.top_p),
@@ -60,22 +65,29 @@ def start_turn(*, session: Session, catalogue: Catalogue, context_budget: int, c
     if store_now and not _store(session, conversation.id, [user_message]):
         raise NotFound("Conversation")  # deleted since the visibility check
     session.commit()
-    return Turn(conversation.id, user_message, spec, options, prompt)
+    ledger = UsageLedger(db_sessions=db_sessions, model=spec, user_id=caller.user_id, org_id=conversation.org_id,
+                         api_key_id=caller.api_key_id, conversation_id=conversation.id)
+    return Turn(conversation.id, user_message, spec, options, prompt, ledger)
 
 
 def complete_turn(*, session: Session, providers: ProviderPool, turn: Turn) -> dict[str, Any]:
     """Ask for the whole reply at once, then store both messages; a provider failure stores the user's alone."""
-    telemetry = CompletionTelemetry(turn.model.name, streaming=False)
+    telemetry = CompletionTelemetry(turn.model.name, streaming=False, ledger=turn.ledger)
     try:
         completion, usage = ask_whole(providers=providers, model=turn.model, messages=turn.prompt,
                                       options=turn.options, telemetry=telemetry)
-        meta = reply_meta(turn.model, usage, completion.finish_reason, telemetry.timings())
+        timings = telemetry.timings()
+        meta = reply_meta(turn.model, usage, completion.finish_reason, timings)
         assistant = _message(turn.conversation_id, MessageRole.ASSISTANT, completion.content, meta)
         stored = _store(session, turn.conversation_id, [turn.user_message, assistant])
+        turn.ledger.write(session, outcome="success", usage=usage, timings=timings,
+                          message_id=assistant.id if stored else None, in_conversation=stored)
         session.commit()
+        turn.ledger.settled()
     except BaseException as exc:
-        _store_question_alone(session, turn)
-        telemetry.finish(exc.outcome if isinstance(exc, ProviderError) else "internal_error")
+        outcome = exc.outcome if isinstance(exc, ProviderError) else "internal_error"
+        _store_question_alone(session, turn, outcome, telemetry.timings())
+        telemetry.finish(outcome)
         raise
     telemetry.finish("success", usage=usage)
     if not stored:
@@ -84,22 +96,32 @@ def complete_turn(*, session: Session, providers: ProviderPool, turn: Turn) -> d
             "assistant_message": assistant if stored else None, "usage": usage}
 
 
-def store_reply(*, session: Session, turn: Turn, content: str, meta: dict[str, Any]) -> Message | None:
-    """Store the assistant's message and move the conversation's updatedAt; None if it was deleted meanwhile."""
+def store_reply(*, session: Session, turn: Turn, content: str, meta: dict[str, Any], outcome: str,
+                usage: Usage) -> Message | None:
+    """Store the assistant's message and its usage row, and move the conversation's updatedAt.
+
+    None if the conversation was deleted meanwhile: the usage row is still
+    written, without a conversation (what was generated was still paid for).
+    """
     message = _message(turn.conversation_id, MessageRole.ASSISTANT, content, meta)
-    if not _store(session, turn.conversation_id, [message]):
+    stored = _store(session, turn.conversation_id, [message])
+    if not stored:
         log.info("conversation %s was deleted before its reply was stored", turn.conversation_id)
-        session.rollback()
-        return None
+    turn.ledger.write(session, outcome=outcome, usage=usage, timings=meta["timings"],
+                      message_id=message.id if stored else None, in_conversation=stored)
     session.commit()
-    return message
+    turn.ledger.settled()
+    return message if stored else None
 
 
-def _store_question_alone(session: Session, turn: Turn) -> None:
+def _store_question_alone(session: Session, turn: Turn, outcome: str, timings: dict[str, Any]) -> None:
+    """The user's message and the failed completion's usage row (no tokens counted), in one transaction."""
     try:
         session.rollback()
-        _store(session, turn.conversation_id, [turn.user_message])
+        stored = _store(session, turn.conversation_id, [turn.user_message])
+        turn.ledger.write(session, outcome=outcome, usage=None, timings=timings, in_conversation=stored)
         session.commit()
+        turn.ledger.settled()
     except Exception:
         log.exception("could not store the user message of conversation %s", turn.conversation_id)
 

@@ -2,6 +2,7 @@ from marshmallow import fields, validate, validates_schema, ValidationError
 
 from ..models import MessageRole
 from ..rest import CamelSchema, UtcDateTime
+from ..usage.schemas import UsageTotalsSchema
 
 TEMPERATURE = validate.Range(min=0, max=2)
 TOP_P = validate.Range(min=0, max=1)
@@ -51,6 +52,7 @@ class ConversationDetailSchema(ConversationSchema):
     messages = fields.List(fields.Nested(MessageSchema), metadata={"description": "The newest page, oldest first"})
     messages_next_cursor = fields.String(allow_none=True, metadata={
         "description": "Pass as cursor to GET /conversations/{id}/messages for older messages; null when none"})
+    usage = fields.Nested(UsageTotalsSchema, metadata={"description": "Every completion of this conversation"})
 
 
 class MessagePageArgsSchema(CamelSchema):

@@ -11,6 +11,7 @@ from ..llm import Catalogue
 from ..errors import Forbidden, NotFound, ValidationFailed
 from ..models import Conversation, Message, utcnow
 from ..orgs.service import MANAGERS, member_org_ids, role_in
+from ..usage.service import conversation_totals
 
 
 def visible_to(user_id: str):
@@ -71,11 +72,12 @@ def delete(*, session: Session, conversation_id: str, user_id: str) -> None:
 
 
 def get_detail(*, session: Session, conversation_id: str, user_id: str, limit: int) -> dict:
-    """The conversation with its newest page of messages; older pages through `messagesNextCursor`."""
+    """The conversation with its newest page of messages (older pages through `messagesNextCursor`) and its usage."""
     conversation = get_visible(session=session, conversation_id=conversation_id, user_id=user_id)
     page = message_page(session=session, conversation_id=conversation.id, limit=limit)
     return {**{c.key: getattr(conversation, c.key) for c in Conversation.__table__.columns},
-            "messages": page["items"], "messages_next_cursor": page["next_cursor"]}
+            "messages": page["items"], "messages_next_cursor": page["next_cursor"],
+            "usage": conversation_totals(session=session, conversation_id=conversation.id)}
 
 
 def list_messages(*, session: Session, conversation_id: str, user_id: str, limit: int, cursor: str | None = None) -> dict:

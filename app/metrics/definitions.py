@@ -46,6 +46,12 @@ CHAT_TOKENS = Counter(
     "Tokens consumed by chat completions, as stored in the assistant messages.",
     ["model", "type"],
 )
+CHAT_COST = Counter(
+    "chat_completion_cost_usd_total",
+    "USD that chat completions cost, from their models' prices and the tokens stored in their usage rows; "
+    "models without a price add nothing.",
+    ["model"],
+)
 CHAT_USAGE_SOURCE = Counter(
     "chat_completion_usage_source_total",
     "Completions whose tokens were stored, by where the counts came from: reported by the provider, "

@@ -6,9 +6,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..caller import Caller
 from ..chat.replies import ask_whole
 from ..chat.telemetry import CompletionTelemetry
 from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, ProviderPool, UnknownModel, Usage
+from ..usage.budgets import enforce_budget
+from ..usage.recording import UsageLedger
 from .errors import ModelNotFound
 
 # OpenAI's `developer` role is its newer name for `system`, which is all the providers know.
@@ -26,13 +31,18 @@ class Call:
     options: GenerationOptions
     stream: bool
     include_usage: bool
+    ledger: UsageLedger  # its usage row, for the API key's org (budgets count there)
 
 
-def prepare(*, catalogue: Catalogue, data: dict[str, Any]) -> Call:
+def prepare(*, session: Session, db_sessions: sessionmaker[Session], catalogue: Catalogue, caller: Caller,
+            data: dict[str, Any]) -> Call:
+    """Check the model and the budget of the API key's org (access tokens have none), before any provider call."""
     try:
         spec = catalogue.resolve(data["model"])
     except UnknownModel:
         raise ModelNotFound(data["model"]) from None
+    enforce_budget(session=session, org_id=caller.org_id)
+    session.rollback()  # ends the read transaction: no connection is held during the provider call
     options = GenerationOptions(
         temperature=data.get("temperature"),
         top_p=data.get("top_p"),
@@ -45,12 +55,14 @@ def prepare(*, catalogue: Catalogue, data: dict[str, Any]) -> Call:
                 for m in data["messages"]]
     return Call(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=spec, messages=messages,
                 options=options, stream=bool(data.get("stream")),
-                include_usage=bool((data.get("stream_options") or {}).get("include_usage")))
+                include_usage=bool((data.get("stream_options") or {}).get("include_usage")),
+                ledger=UsageLedger(db_sessions=db_sessions, model=spec, user_id=caller.user_id, org_id=caller.org_id,
+                                   api_key_id=caller.api_key_id))
 
 
 def complete(*, providers: ProviderPool, call: Call) -> dict[str, Any]:
     """The whole reply as a `chat.completion`; provider failures become 502/504 as on our own chat routes."""
-    telemetry = CompletionTelemetry(call.model.name, streaming=False)
+    telemetry = CompletionTelemetry(call.model.name, streaming=False, ledger=call.ledger)
     try:
         completion, usage = ask_whole(providers=providers, model=call.model, messages=call.messages,
                                       options=call.options, telemetry=telemetry)

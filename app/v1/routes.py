@@ -1,6 +1,8 @@
 from flask import current_app
 
 from .. import limits
+from ..auth.identity import current_caller
+from ..db import get_session, session_factory
 from ..llm import get_llm
 from ..rest import Blueprint, auth_required
 from . import completions, streaming
@@ -32,7 +34,8 @@ def list_models():
 def create_chat_completion(data):
     """A chat completion, whole (`chat.completion`) or streamed (`chat.completion.chunk` events)"""
     llm = get_llm()
-    call = completions.prepare(catalogue=llm.catalogue, data=data)
+    call = completions.prepare(session=get_session(), db_sessions=session_factory(), catalogue=llm.catalogue,
+                               caller=current_caller(), data=data)
     if not call.stream:
         return completions.complete(providers=llm.providers, call=call)
     return streaming.start_stream(providers=llm.providers, call=call,

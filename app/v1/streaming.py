@@ -3,8 +3,9 @@
 As on our own stream route, the first provider event is awaited before the
 response starts (a provider failing at once is an ordinary JSON error), a
 silent provider gets SSE comments as heartbeats, and a client that leaves
-cancels the relay, which closes the upstream request. Nothing is stored; the
-chat metrics count the completion exactly as the conversation routes do.
+cancels the relay, which closes the upstream request. No message is stored;
+the completion's usage row is written by its telemetry when it ends, and the
+chat metrics count it exactly as the conversation routes do.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ DONE = b"data: [DONE]\n\n"
 
 
 def start_stream(*, providers: ProviderPool, call: Call, heartbeat_seconds: float) -> Response:
-    telemetry = CompletionTelemetry(call.model.name, streaming=True)
+    telemetry = CompletionTelemetry(call.model.name, streaming=True, ledger=call.ledger)
     relay, first = start_relay(providers=providers, model=call.model, messages=call.messages, options=call.options,
                                telemetry=telemetry, heartbeat_seconds=heartbeat_seconds)
     chunks = CompletionChunks(relay=relay, first=first, call=call, telemetry=telemetry,
@@ -33,7 +34,7 @@ def start_stream(*, providers: ProviderPool, call: Call, heartbeat_seconds: floa
 
 
 class CompletionChunks(RelayedEvents):
-    """OpenAI's `chat.completion.chunk` events, then `[DONE]`; nothing is stored."""
+    """OpenAI's `chat.completion.chunk` events, then `[DONE]`; only the usage row is stored."""
 
     def __init__(self, *, relay: Relay, first: Token | End | None, call: Call,
                  telemetry: CompletionTelemetry, heartbeat_seconds: float):

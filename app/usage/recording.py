@@ -1,0 +1,104 @@
+"""Writing usage: one row per completion, and the org's running total for its UTC month, in one transaction.
+
+Where an assistant message is stored, the chat code writes the row in that
+message's transaction (`UsageLedger.write`, then `settled()` after its
+commit). Every other ending (a failure, /v1, which stores no message) is
+written by the completion's telemetry when it finishes (`write_alone`), so
+each completion has exactly one row, with the tokens its metrics counted.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import bindparam
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..llm import ModelSpec, Usage, cost_of
+from ..models import OrgUsageMonth, UsageRecord, new_id, utcnow
+from .months import month_key
+
+log = logging.getLogger(__name__)
+
+NOT_COUNTED = "none"  # the method of a completion that ended before any token was counted
+
+_records, _months = UsageRecord.__table__, OrgUsageMonth.__table__
+# Built once: statement construction is a visible share of a chat's CPU time.
+_INSERT_RECORD = _records.insert()
+
+
+def _bump_statement(dialect):
+    """INSERT ... ON CONFLICT DO UPDATE SET tokens = tokens + excluded.tokens: one atomic, race-free statement.
+
+    Both databases take it (SQLite since 3.24); concurrent first completions of a
+    month cannot both insert, and increments are never lost to a read-modify-write.
+    """
+    statement = dialect.insert(_months).values(org_id=bindparam("org_id"), month=bindparam("month"),
+                                               tokens=bindparam("tokens"), cost_usd=bindparam("cost_usd"))
+    return statement.on_conflict_do_update(
+        index_elements=[_months.c.org_id, _months.c.month],
+        set_={"tokens": _months.c.tokens + statement.excluded.tokens,
+              "cost_usd": _months.c.cost_usd + statement.excluded.cost_usd})
+
+
+_BUMP = {"postgresql": _bump_statement(postgresql), "sqlite": _bump_statement(sqlite)}
+
+
+def record(session: Session, row: dict[str, Any]) -> None:
+    """Insert one usage row and add it to its org's month; the caller commits."""
+    session.execute(_INSERT_RECORD, row)
+    if row["org_id"] is None:
+        return
+    session.execute(_BUMP[session.get_bind().dialect.name],
+                    {"org_id": row["org_id"], "month": month_key(row["created_at"]),
+                     "tokens": row["prompt_tokens"] + row["completion_tokens"], "cost_usd": row["cost_usd"] or Decimal(0)})
+
+
+class UsageLedger:
+    """Who a completion is for and where its row goes; written exactly once."""
+
+    def __init__(self, *, db_sessions: sessionmaker[Session] | None, model: ModelSpec, user_id: str,
+                 org_id: str | None = None, api_key_id: str | None = None, conversation_id: str | None = None,
+                 clock: Callable[[], datetime] = utcnow):
+        self.db_sessions, self.model, self.clock = db_sessions, model, clock
+        self.user_id, self.org_id, self.api_key_id, self.conversation_id = user_id, org_id, api_key_id, conversation_id
+        self.written = False
+
+    def cost(self, usage: Usage | None) -> Decimal | None:
+        return cost_of(self.model, usage)
+
+    def row(self, *, outcome: str, usage: Usage | None, timings: dict[str, Any], message_id: str | None = None,
+            in_conversation: bool = True) -> dict[str, Any]:
+        return {
+            "id": new_id(), "created_at": self.clock(), "user_id": self.user_id, "org_id": self.org_id,
+            "api_key_id": self.api_key_id, "conversation_id": self.conversation_id if in_conversation else None,
+            "message_id": message_id, "model": self.model.name, "provider": self.model.provider,
+            "prompt_tokens": usage.prompt_tokens if usage else 0,
+            "completion_tokens": usage.completion_tokens if usage else 0,
+            "estimated": usage.estimated if usage else False, "method": usage.method if usage else NOT_COUNTED,
+            "cost_usd": self.cost(usage), "outcome": outcome,
+            "duration_ms": timings.get("totalMs"), "time_to_first_token_ms": timings.get("timeToFirstTokenMs"),
+        }
+
+    def write(self, session: Session, **row: Any) -> None:
+        """In the caller's transaction (with the assistant message); call `settled()` once it committed."""
+        record(session, self.row(**row))
+
+    def settled(self) -> None:
+        self.written = True
+
+    def write_alone(self, *, outcome: str, usage: Usage | None, timings: dict[str, Any]) -> None:
+        """The row of a completion that stored no message, in a transaction of its own; never raises."""
+        if self.written or self.db_sessions is None:
+            return
+        self.written = True
+        try:
+            with self.db_sessions() as session:
+                record(session, self.row(outcome=outcome, usage=usage, timings=timings))
+                session.commit()
+        except Exception:
+            log.exception("could not store the usage of a %s completion", self.model.name)

@@ -1,0 +1,79 @@
+from datetime import timezone
+from decimal import Decimal
+
+from marshmallow import ValidationError, fields, post_load, validate
+
+from ..models import USD_QUANTUM
+from ..rest import CamelSchema, UtcDateTime
+
+GROUP_BY = ("model", "user", "day")
+MAX_COST_USD = Decimal("1000000000")  # below NUMERIC(20, 10)'s ten integer digits
+
+
+class UsdString(fields.Field):
+    """Exact USD as a decimal string ("0.000045"), never a float; null when nothing had a price."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return format(Decimal(value).normalize(), "f")
+
+
+def _usd_places(value: Decimal) -> None:
+    if value != value.quantize(USD_QUANTUM):
+        raise ValidationError("At most 10 decimal places.")
+
+
+class BudgetPutSchema(CamelSchema):
+    monthly_tokens = fields.Integer(strict=True, allow_none=True, load_default=None,
+                                    validate=validate.Range(min=1, max=10**15),
+                                    metadata={"description": "Tokens (prompt + completion) a month; null: no limit"})
+    monthly_cost_usd = fields.Decimal(allow_none=True, allow_nan=False, load_default=None,
+                                      validate=[validate.Range(min=0, max=MAX_COST_USD), _usd_places],
+                                      metadata={"description": "USD a month, a decimal string or number; null: no limit"})
+
+
+class BudgetSchema(CamelSchema):
+    monthly_tokens = fields.Integer(allow_none=True)
+    monthly_cost_usd = UsdString(allow_none=True)
+    updated_at = UtcDateTime(allow_none=True)
+    month = fields.String(metadata={"description": "The current UTC month, YYYY-MM"})
+    tokens_used = fields.Integer()
+    cost_used_usd = UsdString()
+    token_utilisation = fields.Float(allow_none=True, metadata={"description": "tokensUsed / monthlyTokens"})
+    cost_utilisation = fields.Float(allow_none=True, metadata={"description": "costUsedUsd / monthlyCostUsd"})
+    resets_at = UtcDateTime(metadata={"description": "The first instant of the next UTC month"})
+
+
+class UsageArgsSchema(CamelSchema):
+    start = fields.AwareDateTime(data_key="from", load_default=None,
+                                 metadata={"description": "ISO-8601 with a zone; default: start of this UTC month"})
+    end = fields.AwareDateTime(data_key="to", load_default=None,
+                               metadata={"description": "Exclusive; default: start of next UTC month"})
+    group_by = fields.String(load_default=None, validate=validate.OneOf(GROUP_BY))
+
+    @post_load
+    def _in_utc(self, data, **kwargs):
+        for name in ("start", "end"):
+            if data[name] is not None:
+                data[name] = data[name].astimezone(timezone.utc)
+        return data
+
+
+class UsageTotalsSchema(CamelSchema):
+    prompt_tokens = fields.Integer()
+    completion_tokens = fields.Integer()
+    total_tokens = fields.Integer()
+    cost_usd = UsdString(allow_none=True, metadata={"description": "Exact USD; null when nothing had a price"})
+    completions = fields.Integer()
+
+
+class UsageGroupSchema(UsageTotalsSchema):
+    key = fields.String(metadata={"description": "The model name, user id, or UTC day (YYYY-MM-DD)"})
+
+
+class UsageReportSchema(CamelSchema):
+    start = UtcDateTime(data_key="from")
+    end = UtcDateTime(data_key="to")
+    totals = fields.Nested(UsageTotalsSchema)
+    groups = fields.List(fields.Nested(UsageGroupSchema), metadata={"description": "Only with groupBy"})

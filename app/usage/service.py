@@ -1,0 +1,83 @@
+"""Usage reports: exact sums of the usage rows over half-open UTC periods, for an org, a user or a conversation."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, literal, select
+from sqlalchemy.orm import Session
+
+from ..errors import ValidationFailed
+from ..models import UsageRecord, utcnow
+from ..orgs.service import get_manager_membership
+from . import budgets
+from .months import month_start, next_month_start
+
+_records = UsageRecord.__table__
+_TOTALS = (func.coalesce(func.sum(_records.c.prompt_tokens), 0).label("prompt_tokens"),
+           func.coalesce(func.sum(_records.c.completion_tokens), 0).label("completion_tokens"),
+           func.sum(_records.c.cost_usd).label("cost_usd"),  # NULL when no row had a price
+           func.count().label("completions"))
+
+
+def org_usage(*, session: Session, org_id: str, user_id: str, start: datetime | None, end: datetime | None,
+              group_by: str | None, now: datetime | None = None) -> dict[str, Any]:
+    """An org's usage (OWNER/ADMIN only), whoever spent it, through chats and API keys alike."""
+    get_manager_membership(session=session, org_id=org_id, user_id=user_id)
+    return _report(session, _records.c.org_id == org_id, start, end, group_by, now)
+
+
+def my_usage(*, session: Session, user_id: str, start: datetime | None, end: datetime | None,
+             group_by: str | None, now: datetime | None = None) -> dict[str, Any]:
+    """The caller's own usage, in every org and in none."""
+    return _report(session, _records.c.user_id == user_id, start, end, group_by, now)
+
+
+def conversation_totals(*, session: Session, conversation_id: str) -> dict[str, Any]:
+    """Everything a conversation's completions used, since it began."""
+    return _totals(session.execute(select(*_TOTALS).where(_records.c.conversation_id == conversation_id)).one())
+
+
+def org_budget(*, session: Session, org_id: str, user_id: str) -> dict[str, Any]:
+    get_manager_membership(session=session, org_id=org_id, user_id=user_id)
+    return budgets.get_budget(session=session, org_id=org_id)
+
+
+def set_org_budget(*, session: Session, org_id: str, user_id: str, **limits: Any) -> dict[str, Any]:
+    get_manager_membership(session=session, org_id=org_id, user_id=user_id)
+    return budgets.put_budget(session=session, org_id=org_id, **limits)
+
+
+def _report(session: Session, scope, start: datetime | None, end: datetime | None, group_by: str | None,
+            now: datetime | None) -> dict[str, Any]:
+    now = now or utcnow()
+    start = start or month_start(now)
+    end = end or next_month_start(now)
+    if start >= end:
+        raise ValidationFailed("The period is empty", {"query": {"to": ["Must be later than `from`."]}})
+    # Half-open: a completion at exactly `end` belongs to the next period.
+    where = (scope, _records.c.created_at >= start, _records.c.created_at < end)
+    report: dict[str, Any] = {"start": start, "end": end,
+                              "totals": _totals(session.execute(select(*_TOTALS).where(*where)).one())}
+    if group_by is not None:
+        key = _group_key(session, group_by).label("key")
+        rows = session.execute(select(key, *_TOTALS).where(*where).group_by(key).order_by(key))
+        report["groups"] = [{"key": row.key, **_totals(row)} for row in rows]
+    return report
+
+
+def _group_key(session: Session, group_by: str):
+    if group_by == "model":
+        return _records.c.model
+    if group_by == "user":
+        return _records.c.user_id
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite keeps UTC datetimes as "YYYY-MM-DD HH:MM:SS.ffffff" text: the day is its first ten characters.
+        return func.substr(_records.c.created_at, 1, 10)
+    return func.to_char(func.timezone(literal("UTC"), _records.c.created_at), "YYYY-MM-DD")
+
+
+def _totals(row) -> dict[str, Any]:
+    prompt, completion = int(row.prompt_tokens), int(row.completion_tokens)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "cost_usd": row.cost_usd, "completions": int(row.completions)}
