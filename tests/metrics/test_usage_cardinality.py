@@ -11,9 +11,10 @@ from sqlalchemy import create_engine, func, select
 
 from app.metrics.definitions import OTHER_ORG
 from app.models import OrgUsageMonth
-from tests.support.gateway import gateway
+from tests.support.gateway import gateway, logged_in
 from tests.support.metrics import scrape
 from tests.support.servers import wait_until
+from tests.usage.conftest import PRICED, cost, models_file
 from tests.support.usage import add_budgets, add_orgs, add_usage, expected_usage
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -39,7 +40,8 @@ def server(tmp_path_factory, module_database_url, engine, _fake_llm_server):
         add_usage(connection, [(org, 1 + i * 37 % ORGS, Decimal(i * 37 % ORGS) / 1000 + Decimal("0.0000000001"))
                                for i, org in enumerate(org_ids)])
         add_budgets(connection, [(org, 2000, Decimal(2)) for org in org_ids[::3]])
-    env = {"USAGE_METRICS_REFRESH_SECONDS": "0.2"}
+    env = {"USAGE_METRICS_REFRESH_SECONDS": "0.2",
+           "MODELS_FILE": models_file(tmp_path_factory.mktemp("models"), _fake_llm_server)}
     with gateway(tmp_path_factory.mktemp("usage"), _fake_llm_server, database_url=module_database_url,
                  env=env) as server:
         server.wait_for_workers(3)
@@ -56,6 +58,7 @@ def test_a_thousand_orgs_make_at_most_k_plus_one_series_with_exact_values(server
     for url in (server.metrics_url, f"{server.url}/metrics"):  # the master's listener, then a worker
         check_bounded_and_exact(scrape(url), engine)
     check_new_usage_moves_the_gauges(server, engine)
+    check_chats_through_the_gateway_move_the_gauges(server)
 
 
 def check_bounded_and_exact(samples, engine):
@@ -96,3 +99,32 @@ def check_new_usage_moves_the_gauges(server, engine):
     assert samples.value("gateway_usage_month_cost_usd", org="newcomer") == 12.5
     assert len(samples.series("gateway_usage_month_tokens")) == TOP + 1
     assert samples.value("gateway_usage_month_orgs") == ORGS + 1
+
+
+def check_chats_through_the_gateway_move_the_gauges(server):
+    """Real traffic: an org's chats (through the usage write path) move `other`, and its budget ratio names it."""
+    http = logged_in(server)
+    org = http.post("/orgs", json={"name": "Chatty"}).json()["id"]
+    assert http.put(f"/orgs/{org}/budget", json={"monthlyTokens": 50, "monthlyCostUsd": "0.000011"}).status_code == 200
+    before = scrape(server.metrics_url)
+    conversation = http.conversation(orgId=org)
+    usages = [http.message(conversation, model=PRICED)["usage"] for _ in range(2)]
+    used = sum(u["totalTokens"] for u in usages)
+    spent = sum(cost(u["promptTokens"], u["completionTokens"]) for u in usages)
+    # Above the seeded orgs' ratios (at most 0.5): named at the top of both limits.
+    ratio = used / 50
+
+    after = wait_until(lambda: (s := scrape(server.metrics_url)).value(
+        "gateway_usage_budget_used_ratio", org=org, limit="tokens") == ratio and s, timeout=10,
+        what="the chatting org in the budget ratios")
+    assert after.value("gateway_usage_budget_used_ratio", org=org, limit="cost") == pytest.approx(float(spent / Decimal("0.000011")))
+    # Too few tokens for the top 20 by tokens: its chats land in `other`, exactly.
+    assert after.value("gateway_usage_month_tokens", org=org) == 0 and ("gateway_usage_month_tokens", frozenset(
+        {("org", org)})) not in after
+    assert after.value("gateway_usage_month_tokens", org=OTHER_ORG) - before.value(
+        "gateway_usage_month_tokens", org=OTHER_ORG) == used
+    assert after.value("gateway_usage_month_cost_usd", org=OTHER_ORG) - before.value(
+        "gateway_usage_month_cost_usd", org=OTHER_ORG) == pytest.approx(float(spent), rel=1e-9)
+    assert after.value("gateway_usage_month_orgs") == before.value("gateway_usage_month_orgs") + 1
+    for limit in ("tokens", "cost"):
+        assert sum(1 for s in after.series("gateway_usage_budget_used_ratio") if s["limit"] == limit) == TOP + 1
