@@ -44,6 +44,10 @@ def register_api_docs(app: Flask) -> None:
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={"info": {"description": (
+            "Every error is `{\"error\": {\"code\", \"message\", \"details\"}}` (OpenAI's error shape under /v1), "
+            "and each operation lists the statuses it can return. Bodies are strict JSON: duplicate keys, NUL "
+            "characters (in any text, and in URLs) and lone surrogates are refused with 400.")}},
     )
 
 
@@ -51,6 +55,7 @@ def register_extensions(app: Flask) -> None:
     from . import chat_capacity, db, llm
     from .auth import identity, tokens
     from .extensions import api
+    from .rest import ErrorSchema, MarshmallowPlugin
 
     if app.config["DATABASE_URL"].startswith("sqlite:///"):
         Path(app.config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +64,10 @@ def register_extensions(app: Flask) -> None:
     tokens.init_app(app)
     identity.init_app(app)
     llm.init_app(app)
-    api.init_app(app)
+    # No catch-all `default` response: every operation lists its own errors (rest.Blueprint), in our contract.
+    api.DEFAULT_ERROR_RESPONSE_NAME, api.ERROR_SCHEMA = None, ErrorSchema
+    model_names = [spec.name for spec in app.extensions["llm"].catalogue]
+    api.init_app(app, spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(model_names)})
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
 
 

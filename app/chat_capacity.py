@@ -15,6 +15,7 @@ from functools import wraps
 from flask import Flask, current_app
 
 from .errors import Overloaded
+from .rest import may_fail
 
 
 class ChatSlots:
@@ -58,4 +59,4 @@ def limit_concurrent_chats(view):
         response.call_on_close(slots.release)
         return response
 
-    return guarded
+    return may_fail(503)(guarded)

@@ -13,6 +13,7 @@ from flask_limiter import Limiter, RequestLimit
 
 from .caller import current_caller
 from .metrics.definitions import RATE_LIMIT_HITS
+from .rest import may_fail
 
 
 def client_address() -> str:
@@ -44,8 +45,9 @@ def _count(name: str):
 
 def _limit(name: str, setting: str, key_func):
     # Shared: every route with this decorator draws on one counter per key (chat whole, streamed and /v1).
-    return limiter.shared_limit(lambda: current_app.config[setting], scope=name, key_func=key_func,
-                                on_breach=_count(name), override_defaults=False)
+    limit = limiter.shared_limit(lambda: current_app.config[setting], scope=name, key_func=key_func,
+                                 on_breach=_count(name), override_defaults=False)
+    return lambda view: may_fail(429)(limit(view))
 
 
 def _both(first, second):
@@ -56,7 +58,8 @@ def _both(first, second):
 login = _both(_limit("login_address", "RATE_LIMIT_LOGIN_ADDRESS", client_address),
               _limit("login_account", "RATE_LIMIT_LOGIN_ACCOUNT", account_key))
 register = _limit("register_address", "RATE_LIMIT_REGISTER_ADDRESS", client_address)
-chat = _limit("chat_user", "RATE_LIMIT_CHAT_USER", caller_key)
+# Every chat route (whole, streamed, /v1) is counted here, and every one of them asks a model provider.
+chat = _both(may_fail(502, 504), _limit("chat_user", "RATE_LIMIT_CHAT_USER", caller_key))
 LIMIT_NAMES = ("login_address", "login_account", "register_address", "chat_user")
 
 

@@ -1,6 +1,6 @@
 from ..auth.identity import current_caller
 from ..db import get_session
-from ..rest import Blueprint, auth_required
+from ..rest import Blueprint, auth_required, may_fail
 from . import service
 from .schemas import ApiKeyCreatedSchema, ApiKeyCreateSchema, ApiKeySchema
 
@@ -10,6 +10,7 @@ bp = Blueprint("apikeys", __name__, description="API keys: long-lived credential
 
 @bp.post("/api-keys")
 @auth_required(api_keys=False)
+@may_fail(404)
 @bp.arguments(ApiKeyCreateSchema)
 @bp.response(201, ApiKeyCreatedSchema)
 def create_key(data):
@@ -35,6 +36,7 @@ def revoke_key(id):
 
 @bp.get("/orgs/<id>/api-keys")
 @auth_required(api_keys=False)
+@may_fail(403)
 @bp.response(200, ApiKeySchema(many=True))
 def list_org_keys(id):
     """The API keys scoped to an organisation (OWNER/ADMIN)"""

@@ -1,6 +1,6 @@
 from .. import limits
 from ..db import get_session
-from ..rest import Blueprint, auth_required
+from ..rest import Blueprint, auth_required, may_fail
 from . import service
 from .identity import current_caller
 from .schemas import AccessTokenSchema, LoginSchema, RegisterSchema, SessionSchema, UserSchema
@@ -10,6 +10,7 @@ bp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and t
 
 @bp.post("/register")
 @limits.register
+@may_fail(403, 409)
 @bp.arguments(RegisterSchema)
 @bp.response(201, SessionSchema)
 def register(data):
@@ -19,6 +20,7 @@ def register(data):
 
 @bp.post("/login")
 @limits.login
+@may_fail(401)
 @bp.arguments(LoginSchema)
 @bp.response(200, SessionSchema)
 def login(data):

@@ -5,16 +5,20 @@ from ..auth.identity import current_caller
 from ..chat_capacity import limit_concurrent_chats
 from ..db import get_session, session_factory
 from ..llm import get_llm
-from ..rest import Blueprint, auth_required
+from ..rest import Blueprint, auth_required, event_stream
 from . import streaming, turns
-from .schemas import ChatReplySchema, ChatRequestSchema, ModelListSchema
+from .schemas import (ChatReplySchema, ChatRequestSchema, ModelListSchema, StreamEndSchema, StreamErrorSchema,
+                      StreamTokenSchema)
 
 bp = Blueprint("chat", __name__, description="Chat with a model, whole or streamed, and the models on offer")
 
-SSE_DOC = {
-    "description": "Server-sent events: `token` events, then one `end` (or `error`) event",
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-}
+SSE_DOC = event_stream(
+    "Server-sent events, each one `data:` line of JSON told apart by its `type`: `token` events, then exactly "
+    "one `end` (the stored reply and its usage, as POST .../messages returns them) or `error` (the provider "
+    "failed or timed out mid-stream; the partial reply is stored). While the model is silent a `: keep-alive` "
+    "comment comes every SSE_HEARTBEAT_SECONDS. A provider that fails before its first event gets a JSON "
+    "502/504 instead of a stream.",
+    StreamTokenSchema, StreamEndSchema, StreamErrorSchema)
 
 
 def _start_turn(conversation_id: str, data: dict, *, store_now: bool) -> turns.Turn:

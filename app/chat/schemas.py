@@ -1,7 +1,7 @@
 from marshmallow import ValidationError, fields, validate
 
 from ..conversations.schemas import TEMPERATURE, TOP_P, MessageSchema
-from ..rest import CamelSchema
+from ..rest import CamelSchema, ErrorDetailSchema, ModelName
 
 # About 25k tokens: more than a person types, less than would crowd out the context budget's history.
 MAX_CONTENT_CHARS = 100_000
@@ -14,7 +14,7 @@ def _not_blank(value: str) -> None:
 
 class ChatRequestSchema(CamelSchema):
     content = fields.String(required=True, validate=[validate.Length(min=1, max=MAX_CONTENT_CHARS), _not_blank])
-    model = fields.String(allow_none=True, validate=validate.Length(min=1, max=200),
+    model = ModelName(allow_none=True, validate=validate.Length(min=1, max=200),
                           metadata={"description": "A name from GET /models; default: the conversation's, then the gateway's"})
     temperature = fields.Float(allow_none=True, validate=TEMPERATURE)
     top_p = fields.Float(allow_none=True, validate=TOP_P)
@@ -38,10 +38,24 @@ class ChatReplySchema(CamelSchema):
     usage = fields.Nested(UsageSchema)
 
 
+class StreamTokenSchema(CamelSchema):
+    """A `token` server-sent event: the next piece of the reply, as the provider sent it."""
+
+    type = fields.Constant("token", required=True, metadata={"enum": ["token"]})
+    token = fields.String(required=True)
+
+
+class StreamErrorSchema(CamelSchema):
+    """The `error` server-sent event that ends a stream the provider broke off; what came before is stored, partial."""
+
+    type = fields.Constant("error", required=True, metadata={"enum": ["error"]})
+    error = fields.Nested(ErrorDetailSchema, required=True)
+
+
 class StreamEndSchema(CamelSchema):
     """The `end` server-sent event: the stored reply and its usage, as POST .../messages returns them."""
 
-    type = fields.Constant("end")
+    type = fields.Constant("end", metadata={"enum": ["end"]})
     message = fields.Nested(MessageSchema)
     usage = fields.Nested(UsageSchema)
 

@@ -1,7 +1,7 @@
 from ..auth.identity import current_caller
 from ..db import get_session
 from ..llm import get_llm
-from ..rest import Blueprint, auth_required
+from ..rest import Blueprint, auth_required, may_fail
 from . import service
 from .schemas import (
     ConversationCreateSchema,
@@ -55,6 +55,7 @@ def list_messages(args, id):
 
 @bp.patch("/<id>")
 @auth_required
+@may_fail(403)
 @bp.arguments(ConversationUpdateSchema)
 @bp.response(200, ConversationSchema)
 def update_conversation(data, id):
@@ -66,6 +67,7 @@ def update_conversation(data, id):
 
 @bp.delete("/<id>")
 @auth_required
+@may_fail(403)
 @bp.response(204)
 def delete_conversation(id):
     """Delete a conversation and its messages (owner, or OWNER/ADMIN of its org)"""

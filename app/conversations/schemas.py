@@ -1,7 +1,7 @@
 from marshmallow import fields, validate, validates_schema, ValidationError
 
 from ..models import MessageRole
-from ..rest import CamelSchema, UtcDateTime
+from ..rest import CamelSchema, ModelName, UtcDateTime
 from ..usage.schemas import UsageTotalsSchema
 
 TEMPERATURE = validate.Range(min=0, max=2)
@@ -11,7 +11,7 @@ TOP_P = validate.Range(min=0, max=1)
 class ConversationWriteSchema(CamelSchema):
     title = fields.String(allow_none=True, validate=validate.Length(max=200))
     system_prompt = fields.String(allow_none=True, validate=validate.Length(max=20_000))
-    model = fields.String(allow_none=True, validate=validate.Length(min=1, max=200))
+    model = ModelName(allow_none=True, validate=validate.Length(min=1, max=200))
     temperature = fields.Float(allow_none=True, validate=TEMPERATURE)
     top_p = fields.Float(allow_none=True, validate=TOP_P)
 
@@ -21,6 +21,8 @@ class ConversationCreateSchema(ConversationWriteSchema):
 
 
 class ConversationUpdateSchema(ConversationWriteSchema):
+    OPENAPI = {"minProperties": 1}
+
     @validates_schema
     def _not_empty(self, data, **kwargs):
         if not data:

@@ -8,7 +8,7 @@ from ..llm import get_llm
 from ..rest import Blueprint
 from ..version import __version__
 from .probe import probe_for
-from .schemas import HealthSchema
+from .schemas import HealthSchema, LivenessSchema
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__, description="Health and liveness probes")
@@ -42,6 +42,7 @@ def health():
 
 
 @bp.get("/livez")
+@bp.response(200, LivenessSchema)
 def livez():
     """Liveness: answers as long as the process serves requests; never touches the database"""
     return {"status": "ok"}

@@ -22,3 +22,7 @@ class HealthSchema(CamelSchema):
     providers = fields.List(fields.Nested(ProviderHealthSchema), metadata={
         "description": "Reachability of each model provider, from a background probe; informational: "
                        "a provider that is down does not make the gateway unready"})
+
+
+class LivenessSchema(CamelSchema):
+    status = fields.Constant("ok", required=True, metadata={"enum": ["ok"]})

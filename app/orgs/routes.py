@@ -1,6 +1,6 @@
 from ..auth.identity import current_caller
 from ..db import get_session
-from ..rest import Blueprint, auth_required
+from ..rest import Blueprint, auth_required, may_fail
 from . import service
 from .schemas import MemberAddSchema, MemberSchema, OrgCreateSchema, OrgSchema
 
@@ -42,6 +42,7 @@ def list_members(id):
 
 @bp.post("/<id>/members")
 @auth_required
+@may_fail(403, 409)
 @bp.arguments(MemberAddSchema)
 @bp.response(201, MemberSchema)
 def add_member(data, id):
@@ -51,6 +52,7 @@ def add_member(data, id):
 
 @bp.delete("/<id>/members/<user_id>")
 @auth_required
+@may_fail(403, 409)
 @bp.response(204)
 def remove_member(id, user_id):
     """Remove a member (OWNER or ADMIN, or yourself); the last OWNER stays"""

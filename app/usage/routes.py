@@ -1,6 +1,6 @@
 from ..auth.identity import current_caller
 from ..db import get_session
-from ..rest import Blueprint, auth_required
+from ..rest import Blueprint, auth_required, may_fail
 from . import service
 from .schemas import BudgetPutSchema, BudgetSchema, UsageArgsSchema, UsageReportSchema
 
@@ -11,6 +11,7 @@ bp = Blueprint("usage", __name__, description="Usage (tokens and cost per comple
 @auth_required
 @bp.arguments(UsageArgsSchema, location="query")
 @bp.response(200, UsageReportSchema)
+@may_fail(403)  # OWNER/ADMIN only
 def org_usage(args, id):
     """An organisation's usage over a half-open UTC period, optionally grouped (OWNER/ADMIN)"""
     return service.org_usage(session=get_session(), org_id=id, user_id=current_caller().user_id, **args)
@@ -28,6 +29,7 @@ def my_usage(args):
 @bp.get("/orgs/<id>/budget")
 @auth_required
 @bp.response(200, BudgetSchema)
+@may_fail(403)  # OWNER/ADMIN only
 def get_budget(id):
     """An organisation's monthly budget, this month's usage and when it resets (OWNER/ADMIN)"""
     return service.org_budget(session=get_session(), org_id=id, user_id=current_caller().user_id)
@@ -37,6 +39,7 @@ def get_budget(id):
 @auth_required
 @bp.arguments(BudgetPutSchema)
 @bp.response(200, BudgetSchema)
+@may_fail(403)  # OWNER/ADMIN only
 def put_budget(data, id):
     """Set an organisation's monthly token and cost limits; an absent or null one is no limit (OWNER/ADMIN)"""
     return service.set_org_budget(session=get_session(), org_id=id, user_id=current_caller().user_id, **data)

@@ -4,23 +4,20 @@ from .. import limits
 from ..auth.identity import current_caller
 from ..db import get_session, session_factory
 from ..llm import get_llm
-from ..rest import Blueprint, auth_required
+from ..rest import Blueprint, auth_required, may_fail
 from . import completions, streaming
 from .errors import in_openai_shape
+from .responses import COMPLETION_DOC, OpenAIErrorSchema, OpenAIModelListSchema
 from .schemas import ChatCompletionRequestSchema
 
-bp = Blueprint("v1", __name__, url_prefix="/v1",
+bp = Blueprint("v1", __name__, url_prefix="/v1", error_schema=OpenAIErrorSchema,
                description="OpenAI-compatible API: point any OpenAI SDK at /v1 with an API key (or an access token)")
 bp.after_request(in_openai_shape)
-
-SSE_DOC = {
-    "description": "With `stream: true`: `chat.completion.chunk` server-sent events, then `data: [DONE]`",
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-}
 
 
 @bp.get("/models")
 @auth_required
+@bp.doc(responses={"200": {"description": "OK", "content": {"application/json": {"schema": OpenAIModelListSchema}}}})
 def list_models():
     """The models this gateway accepts, as OpenAI lists them"""
     return completions.model_list(get_llm().catalogue)
@@ -29,8 +26,9 @@ def list_models():
 @bp.post("/chat/completions")
 @auth_required
 @limits.chat
+@may_fail(404)  # model_not_found, as OpenAI answers
 @bp.arguments(ChatCompletionRequestSchema)
-@bp.doc(responses={"200": SSE_DOC})
+@bp.doc(responses={"200": COMPLETION_DOC})
 def create_chat_completion(data):
     """A chat completion, whole (`chat.completion`) or streamed (`chat.completion.chunk` events)"""
     llm = get_llm()

@@ -11,6 +11,8 @@ from ..conversations.schemas import TEMPERATURE, TOP_P
 
 ROLES = ("system", "developer", "user", "assistant")
 MAX_STOP_SEQUENCES = 4
+TEXT_PART = {"type": "object", "required": ["type", "text"], "properties": {"type": {"type": "string", "enum": ["text"]},
+                                                                         "text": {"type": "string"}}}
 
 
 class Content(fields.Field):
@@ -48,7 +50,8 @@ class OpenAISchema(Schema):
 
 class ChatMessageSchema(OpenAISchema):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    content = Content(required=True, allow_none=True, validate=validate.Length(max=MAX_CONTENT_CHARS))
+    content = Content(required=True, allow_none=True, validate=validate.Length(max=MAX_CONTENT_CHARS), metadata={
+        "oneOf": [{"type": "string", "maxLength": MAX_CONTENT_CHARS}, {"type": "array", "items": TEXT_PART}]})
 
 
 class StreamOptionsSchema(OpenAISchema):
@@ -62,7 +65,9 @@ class ChatCompletionRequestSchema(OpenAISchema):
     top_p = fields.Float(allow_none=True, validate=TOP_P)
     max_tokens = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=1_000_000))
     max_completion_tokens = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=1_000_000))
-    stop = Stop(allow_none=True)
+    stop = Stop(allow_none=True, metadata={"oneOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": MAX_STOP_SEQUENCES}]})
     seed = fields.Integer(allow_none=True)
     user = fields.String(allow_none=True, validate=validate.Length(max=256))
     n = fields.Integer(allow_none=True, validate=validate.Equal(1, error="Only n=1 is supported."))
