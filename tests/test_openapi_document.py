@@ -13,6 +13,9 @@ DECLARED = {
     ("patch", "/conversations/{id}"): {403},
     ("delete", "/conversations/{id}"): {403},
     ("post", "/v1/chat/completions"): {404},
+    ("get", "/orgs/{id}/usage"): {403},
+    ("get", "/orgs/{id}/budget"): {403},
+    ("put", "/orgs/{id}/budget"): {403},
 }
 CHAT = {("post", "/conversations/{id}/messages"), ("post", "/conversations/{id}/stream"), ("post", "/v1/chat/completions")}
 RATE_LIMITED = CHAT | {("post", "/auth/login"), ("post", "/auth/register")}

@@ -7,7 +7,7 @@ from ..models import USD_QUANTUM
 from ..rest import CamelSchema, UtcDateTime
 
 GROUP_BY = ("model", "user", "day")
-MAX_COST_USD = Decimal("1000000000")  # below NUMERIC(20, 10)'s ten integer digits
+MAX_COST_USD = 10**9  # below NUMERIC(20, 10)'s ten integer digits
 
 
 class UsdString(fields.Field):
@@ -19,7 +19,10 @@ class UsdString(fields.Field):
         return format(Decimal(value).normalize(), "f")
 
 
-def _usd_places(value: Decimal) -> None:
+def _usd_amount(value: Decimal) -> None:
+    # A function, not validate.Range: apispec would render a Decimal bound as a string, which is no JSON Schema.
+    if not 0 <= value <= MAX_COST_USD:
+        raise ValidationError(f"Must be between 0 and {MAX_COST_USD}.")
     if value != value.quantize(USD_QUANTUM):
         raise ValidationError("At most 10 decimal places.")
 
@@ -29,8 +32,9 @@ class BudgetPutSchema(CamelSchema):
                                     validate=validate.Range(min=1, max=10**15),
                                     metadata={"description": "Tokens (prompt + completion) a month; null: no limit"})
     monthly_cost_usd = fields.Decimal(allow_none=True, allow_nan=False, load_default=None,
-                                      validate=[validate.Range(min=0, max=MAX_COST_USD), _usd_places],
-                                      metadata={"description": "USD a month, a decimal string or number; null: no limit"})
+                                      validate=_usd_amount,
+                                      metadata={"description": "USD a month, a decimal string or number from 0 to "
+                                                               "1000000000 with at most 10 decimal places; null: no limit"})
 
 
 class BudgetSchema(CamelSchema):
@@ -47,9 +51,11 @@ class BudgetSchema(CamelSchema):
 
 class UsageArgsSchema(CamelSchema):
     start = fields.AwareDateTime(data_key="from", load_default=None,
-                                 metadata={"description": "ISO-8601 with a zone; default: start of this UTC month"})
+                                 metadata={"description": "ISO-8601 with a zone, inclusive; default: the start of the UTC month of `to` "
+                                                          "(or of this month); must be before `to`"})
     end = fields.AwareDateTime(data_key="to", load_default=None,
-                               metadata={"description": "Exclusive; default: start of next UTC month"})
+                               metadata={"description": "Exclusive; default: the start of the UTC month after `from` "
+                                                        "(or after this month)"})
     group_by = fields.String(load_default=None, validate=validate.OneOf(GROUP_BY))
 
     @post_load

@@ -1,7 +1,7 @@
 """Usage reports: exact sums of the usage rows over half-open UTC periods, for an org, a user or a conversation."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, literal, select
@@ -51,8 +51,17 @@ def set_org_budget(*, session: Session, org_id: str, user_id: str, **limits: Any
 def _report(session: Session, scope, start: datetime | None, end: datetime | None, group_by: str | None,
             now: datetime | None) -> dict[str, Any]:
     now = now or utcnow()
-    start = start or month_start(now)
-    end = end or next_month_start(now)
+    # One bound alone means its calendar month, so a lone bound never makes an empty period.
+    try:
+        if start is None and end is None:
+            start, end = month_start(now), next_month_start(now)
+        elif start is None:
+            start = month_start(end - timedelta(microseconds=1))
+        elif end is None:
+            end = next_month_start(start)
+    except (OverflowError, ValueError):  # a lone bound at the calendar's very edge (year 1 or 9999)
+        raise ValidationFailed("The period has no calendar month around it",
+                               {"query": {"from" if end is None else "to": ["Give both `from` and `to`."]}}) from None
     if start >= end:
         raise ValidationFailed("The period is empty", {"query": {"to": ["Must be later than `from`."]}})
     # Half-open: a completion at exactly `end` belongs to the next period.

@@ -90,6 +90,8 @@ def test_my_usage_covers_every_org_and_none_and_defaults_to_this_month(app, clie
     ({"from": "2026-12-02T00:00:00Z", "to": "2026-12-01T00:00:00Z"}, "to"),
     ({"from": "2026-12-01T00:00:00"}, "from"),  # no zone: ambiguous
     ({"groupBy": "week"}, "groupBy"),
+    ({"to": "0001-01-01T00:00:00Z"}, "to"),  # no month before it (found by Schemathesis)
+    ({"from": "9999-12-31T00:00:00Z"}, "from"),  # no month after it
 ])
 def test_bad_periods_are_400s_naming_the_field(client, user, org, params, field):
     for url in (f"/orgs/{org['id']}/usage", "/auth/me/usage"):
@@ -111,3 +113,15 @@ def test_costs_are_exact_decimal_strings(app, client, user, db_session):
         spend(app, db_session, user_id=user.id, at=datetime.now(timezone.utc), prompt=100, completion=0)
     assert usage(client, "/auth/me/usage", user.headers)["totals"]["costUsd"] == "0.000045"
     assert Decimal("0.000045") == 3 * cost(100, 0)
+
+
+@pytest.mark.parametrize("params, period", [
+    # Found by Schemathesis: `to` alone, before this month, made an empty period (400) out of valid input.
+    ({"to": "2000-01-01T00:00:00Z"}, ("1999-12-01T00:00:00+00:00", "2000-01-01T00:00:00+00:00")),
+    ({"to": "2000-01-15T12:00:00Z"}, ("2000-01-01T00:00:00+00:00", "2000-01-15T12:00:00+00:00")),
+    ({"from": "2000-02-10T00:00:00Z"}, ("2000-02-10T00:00:00+00:00", "2000-03-01T00:00:00+00:00")),
+])
+def test_one_bound_alone_means_its_calendar_month(client, user, org, params, period):
+    for url in (f"/orgs/{org['id']}/usage", "/auth/me/usage"):
+        report = usage(client, url, user.headers, **params)
+        assert (report["from"], report["to"]) == period
