@@ -138,8 +138,9 @@ def when_ready(server):
         gevent.sleep(0.05)
     if settings.metrics_port and settings.metrics_enabled:
         from app.metrics.exposition import serve_from_master
+        from app.metrics.usage import collector_for
 
-        serve_from_master(settings.metrics_host, settings.metrics_port, settings.metrics_token)
+        serve_from_master(settings.metrics_host, settings.metrics_port, settings.metrics_token, collector_for(settings))
     server.log.info(preflight.summary(settings, catalogue, workers=workers, worker_class=worker_class))
 
 

@@ -151,6 +151,10 @@ class Settings:
     retry_after_seconds: int = _setting("RETRY_AFTER_SECONDS", 2, _int, low=1, high=3600)
     # How often each worker checks that every model provider answers (for /health only).
     provider_probe_seconds: float = _setting("PROVIDER_PROBE_SECONDS", 30.0, _float, low=0.1, high=3600)
+    # Per-org usage gauges: the K orgs shown by name (the rest are one `other` series), and how
+    # often a scrape may recompute them from the database (0: on every scrape).
+    usage_metrics_top_orgs: int = _setting("USAGE_METRICS_TOP_ORGS", 20, _int, low=1, high=1000)
+    usage_metrics_refresh_seconds: float = _setting("USAGE_METRICS_REFRESH_SECONDS", 30.0, _float, low=0, high=3600)
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":

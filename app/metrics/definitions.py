@@ -101,3 +101,26 @@ BUILD_INFO = Gauge(
     ["version", "python_version"],
     multiprocess_mode="livemax",
 )
+
+# Per-org usage for the current UTC month, computed from the database by app/metrics/usage.py at
+# scrape time (gauges a collector yields, not prometheus_client wrappers): name -> (help, labels).
+# `org` is an org id for the USAGE_METRICS_TOP_ORGS orgs at the top, and OTHER_ORG for the rest, so
+# however many orgs there are, each of these has at most K+1 values of `org` (per `limit`).
+OTHER_ORG = "other"
+BUDGET_LIMITS = ("tokens", "cost")
+USAGE_GAUGES = {
+    "gateway_usage_month_tokens": (
+        "Tokens used this UTC month, for the top orgs by tokens; org=\"other\" sums every other org.",
+        ("org",)),
+    "gateway_usage_month_cost_usd": (
+        "USD spent this UTC month by the same orgs as gateway_usage_month_tokens; org=\"other\" sums the rest.",
+        ("org",)),
+    "gateway_usage_budget_used_ratio": (
+        "This month's use over the monthly budget (1 = used up), per limit (tokens or cost), for the orgs "
+        "with a budget that have used the most of it; org=\"other\" is the highest ratio among the rest.",
+        ("org", "limit")),
+    "gateway_usage_month_orgs": ("Orgs that have used tokens this UTC month.", ()),
+    "gateway_usage_refreshed_timestamp_seconds": (
+        "When the usage gauges were last read from the database (Unix time); they keep their values while it fails.",
+        ()),
+}

@@ -8,6 +8,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from flask import request
 from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
+from prometheus_client.registry import Collector
 from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder
 from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
@@ -16,21 +17,36 @@ from ..errors import error_body, error_response
 from .collector import LockedMultiProcessCollector
 from .multiprocess import directory
 from .process import GunicornProcessCollector
+from .usage import UsageCollector, collector_for
 
 UNAUTHORIZED = ("unauthorized", "Send the metrics token: Authorization: Bearer <METRICS_TOKEN>")
 NOT_ON_API_PORT = ("metrics_not_served", "In production /metrics on the API port needs METRICS_TOKEN; "
                    "scrape the metrics port (METRICS_PORT) instead")
 
 
-def build_registry(master_pid_getter) -> CollectorRegistry:
-    """All workers' files plus per-process metrics; the default registry outside gunicorn."""
+def build_registry(master_pid_getter, usage: UsageCollector | None = None) -> CollectorRegistry:
+    """All workers' files plus per-process metrics (the default registry outside gunicorn), and usage."""
     path = directory()
+    registry = CollectorRegistry(support_collectors_without_names=True)
     if path is None:
-        return REGISTRY
-    registry = CollectorRegistry()
-    LockedMultiProcessCollector(registry, path)
-    registry.register(GunicornProcessCollector(master_pid_getter))
+        if usage is None:
+            return REGISTRY
+        # The default registry is shared by every app of a process; this app's usage is its own.
+        registry.register(_Delegate(REGISTRY))
+    else:
+        LockedMultiProcessCollector(registry, path)
+        registry.register(GunicornProcessCollector(master_pid_getter))
+    if usage is not None:
+        registry.register(usage)
     return registry
+
+
+class _Delegate(Collector):
+    def __init__(self, registry: CollectorRegistry):
+        self._registry = registry
+
+    def collect(self):
+        return self._registry.collect()
 
 
 def authorized(header: str | None, token: str) -> bool:
@@ -88,7 +104,7 @@ def exporter_for(app, token: str, *, production: bool = False):
     cls = MultiprocessExporter if directory() else SingleProcessExporter
     exporter = cls.for_app_factory(path="/metrics", export_defaults=False,
                                    metrics_decorator=token_required(token, production=production))
-    exporter.registry_for_scrape = build_registry(os.getppid)
+    exporter.registry_for_scrape = build_registry(os.getppid, collector_for(app.config["SETTINGS"]))
     exporter.init_app(app)
     return exporter
 
@@ -98,9 +114,9 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def serve_from_master(host: str, port: int, token: str) -> None:
+def serve_from_master(host: str, port: int, token: str, usage: UsageCollector | None = None) -> None:
     """A listener in the gunicorn master: answers even when every worker is busy."""
-    metrics_app = make_wsgi_app(build_registry(os.getpid))
+    metrics_app = make_wsgi_app(build_registry(os.getpid, usage))
     body = json.dumps(error_body(*UNAUTHORIZED)).encode()
 
     def guarded(environ, start_response):

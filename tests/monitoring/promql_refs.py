@@ -160,6 +160,9 @@ def exposed_series(definitions_module) -> dict[str, frozenset[str]]:
             series[f"{name}_info"] = labels
         else:  # gauge, enum/stateset
             series[name] = labels | ({name} if kind == "stateset" else frozenset())
+    # Gauges a collector computes at scrape time (the per-org usage), declared beside the others.
+    for name, (_help, labels) in getattr(definitions_module, "USAGE_GAUGES", {}).items():
+        series[name] = frozenset(labels)
     series.update(PROCESS_METRICS)
     series.update(SCRAPE_METRICS)
     return series

@@ -41,6 +41,11 @@ REQUIRED_PANELS = {
     "Chat outcomes": ("reqps", ["chat_completions_total", "by (outcome)"]),
     "Chat error ratio by model": ("percentunit", ["chat_completions_total", "client_disconnect"]),
     "Resident memory per process": ("bytes", ["process_resident_memory_bytes"]),
+    "Tokens per hour by model": ("suffix: tokens/h", ["chat_completion_tokens_total", "by (model)"]),
+    "Cost per hour by model": ("currencyUSD", ["chat_completion_cost_usd_total", "by (model)"]),
+    "Top orgs by tokens this month": ("short", ["gateway_usage_month_tokens", "by (org)"]),
+    "Top orgs by cost this month": ("currencyUSD", ["gateway_usage_month_cost_usd", "by (org)"]),
+    "Budget used by org": ("percentunit", ["gateway_usage_budget_used_ratio", "by (org, limit)"]),
 }
 
 

@@ -42,7 +42,14 @@ class Client:
             "email": f"monitoring-{time.monotonic_ns()}@example.com", "password": "correct horse battery"})
         assert response.status_code == 201, response.text
         self.session.headers["Authorization"] = f"Bearer {response.json()['accessToken']}"
-        response = self.session.post(f"{url}/conversations", json={"title": "monitoring"}, timeout=10)
+        # An org with a budget, so the usage panels show a named org beside `other`.
+        response = self.session.post(f"{url}/orgs", json={"name": "Monitoring"}, timeout=10)
+        assert response.status_code == 201, response.text
+        self.org = response.json()["id"]
+        response = self.session.put(f"{url}/orgs/{self.org}/budget", timeout=10,
+                                    json={"monthlyTokens": 1_000_000, "monthlyCostUsd": "100"})
+        assert response.status_code == 200, response.text
+        response = self.session.post(f"{url}/conversations", json={"title": "monitoring", "orgId": self.org}, timeout=10)
         assert response.status_code == 201, response.text
         self.conversation = response.json()["id"]
 
@@ -110,14 +117,18 @@ def grafana_to_promql(expr: str, job: str) -> str:
 def stack(tmp_path_factory, prometheus_bin):
     tmp_path = tmp_path_factory.mktemp("monitoring-e2e")
     with FakeLLM() as fake:
+        # The OpenAI-compatible model has a price, so the cost panel has data (the other has none).
+        models = tmp_path / "models.json"
+        models.write_text(json.dumps({"default_model": OLLAMA_MODEL, "models": {
+            OLLAMA_MODEL: {"provider": "ollama", "base_url": fake.ollama_url},
+            OPENAI_MODEL: {"provider": "openai", "base_url": fake.openai_url, "api_key_env": "E2E_OPENAI_KEY",
+                           "input_price": "0.15", "output_price": "0.60"}}}))
         gateway = Gunicorn(tmp_path, workers=WORKERS, env={
             "METRICS_TOKEN": TOKEN,
-            "DEFAULT_MODEL": OLLAMA_MODEL,
-            "OLLAMA_BASE_URL": fake.ollama_url,
-            "OPENAI_BASE_URL": fake.openai_url,
-            "OPENAI_API_KEY": "sk-test-key",
-            "OPENAI_MODELS": OPENAI_MODEL,
+            "MODELS_FILE": str(models),
+            "E2E_OPENAI_KEY": "sk-test-key",
             "PROVIDER_READ_TIMEOUT": "1",
+            "USAGE_METRICS_REFRESH_SECONDS": "1",
         })
         with gateway:
             gateway.wait_for_workers(WORKERS)
@@ -196,6 +207,13 @@ def test_panels_show_what_the_traffic_did(stack):
     assert roles == sorted([("master", gateway.pid)] + [("worker", pid) for pid in gateway.worker_pids()])
     routes = {s["metric"]["route"] for s in prom.query('http_requests_total{job="ai-chat-gateway"}')}
     assert {"/conversations/<id>/messages", "/conversations/<id>/stream", "/health"} <= routes
+    costs = {s["metric"]["model"] for s in prom.query('chat_completion_cost_usd_total{job="ai-chat-gateway"} > 0')}
+    assert costs == {OPENAI_MODEL}, "only the priced model costs anything"
+    for name in ("gateway_usage_month_tokens", "gateway_usage_month_cost_usd"):
+        orgs = {s["metric"]["org"] for s in prom.query(f'{name}{{job="ai-chat-gateway"}} > 0')}
+        assert len(orgs) == 1 and "other" not in orgs, f"{name}: the one org that chatted, by id: {orgs}"
+    ratios = {(s["metric"]["org"], s["metric"]["limit"]) for s in prom.query('gateway_usage_budget_used_ratio > 0')}
+    assert {limit for _, limit in ratios} == {"tokens", "cost"} and "other" not in {org for org, _ in ratios}
 
 
 def test_every_rule_is_loaded_and_healthy(stack):

@@ -143,3 +143,16 @@ def test_the_process_collector_exposes_the_process_metrics_monitoring_uses():
             samples.setdefault(sample.name, set()).update(sample.labels)
     for name, labels in promql_refs.PROCESS_METRICS.items():
         assert samples.get(name) == set(labels), f"{name}: exposed with {samples.get(name)}"
+
+
+def test_the_usage_collector_exposes_exactly_the_declared_usage_gauges():
+    """The usage gauges are computed at scrape time from USAGE_GAUGES: check what the collector yields."""
+    from app.metrics.usage import Snapshot, families
+
+    snapshot = Snapshot(tokens={"org-1": 5, definitions.OTHER_ORG: 1}, cost={"org-1": 0.5, definitions.OTHER_ORG: 0})
+    exposed = {}
+    for family in families(snapshot):
+        assert family.type == "gauge"
+        for sample in family.samples:
+            exposed.setdefault(sample.name, set()).update(sample.labels)
+    assert exposed == {name: set(labels) for name, (_, labels) in definitions.USAGE_GAUGES.items()}

@@ -1,0 +1,181 @@
+"""Per-org usage gauges, read from the database at scrape time: exact, and bounded by construction.
+
+Counters labelled by org in the workers would make one series per org that ever
+chatted (a million orgs, a million series per metric) and would forget
+everything a dead worker counted. The database already holds the exact monthly
+totals (org_usage_months) and the budgets (org_budgets), so a scrape reads them:
+one query takes the K orgs at the top (ORDER BY ... LIMIT K) and, in the same
+statement, one aggregate over every other org, which becomes the `other` series.
+However many orgs there are, each gauge has at most K+1 values of `org` (per
+`limit` for the budget ratio), and no Python loop ever walks all orgs.
+
+Scrapes are cheap: the result is kept for USAGE_METRICS_REFRESH_SECONDS. Each
+collector has its own engine without a pool: in the gunicorn master it runs in
+the metrics listener's OS thread, and a pooled connection there would be
+inherited by every worker forked afterwards.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, Float, and_, bindparam, case, cast, create_engine, func, literal, null, select, union_all
+from sqlalchemy.pool import NullPool
+
+from ..models import OrgBudget, OrgUsageMonth
+from .definitions import BUDGET_LIMITS, OTHER_ORG, USAGE_GAUGES
+
+log = logging.getLogger(__name__)
+
+# A scrape waits at most this long for the database; then it serves the last values.
+DB_TIMEOUT_SECONDS = 5
+
+_months, _budgets = OrgUsageMonth.__table__, OrgBudget.__table__
+
+
+def current_month(now: datetime | None = None) -> str:
+    """"2026-11": the key of org_usage_months for the current UTC month."""
+    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m")
+
+
+def usage_query(top: int):
+    """Rows (org_id, tokens, cost, orgs): the `top` orgs by tokens, then one row (org_id NULL) for the rest."""
+    this_month = _months.c.month == bindparam("month")
+    order = (_months.c.tokens.desc(), _months.c.org_id)
+    top_ids = select(_months.c.org_id).where(this_month).order_by(*order).limit(top)
+    leaders = (select(_months.c.org_id, _months.c.tokens, _months.c.cost_usd, literal(1).label("orgs"))
+               .where(this_month).order_by(*order).limit(top).subquery())
+    rest = (select(null(), func.coalesce(func.sum(_months.c.tokens), 0),
+                   func.coalesce(func.sum(_months.c.cost_usd), 0), func.count())
+            .where(this_month, _months.c.org_id.not_in(top_ids.scalar_subquery())))
+    # One statement, so the leaders and the rest come from one snapshot of a table chats keep writing.
+    return union_all(select(leaders), rest)
+
+
+def _ratio(used, limit):
+    # A limit of 0 allows nothing: it is used up however little was used.
+    return case((limit <= 0, literal(1.0)), else_=cast(func.coalesce(used, 0), Float) / cast(limit, Float))
+
+
+def budget_query(limit: str, top: int):
+    """Rows (org_id, ratio): the `top` orgs with a `limit` budget by ratio, then (NULL, highest ratio of the rest)."""
+    limit_column = _budgets.c.monthly_tokens if limit == "tokens" else _budgets.c.monthly_cost_usd
+    used_column = _months.c.tokens if limit == "tokens" else _months.c.cost_usd
+    joined = _budgets.outerjoin(_months, and_(_months.c.org_id == _budgets.c.org_id,
+                                              _months.c.month == bindparam("month")))
+    ratio = _ratio(used_column, limit_column)
+    order = (ratio.desc(), _budgets.c.org_id)
+    top_ids = select(_budgets.c.org_id).select_from(joined).where(limit_column.is_not(None)).order_by(*order).limit(top)
+    leaders = (select(_budgets.c.org_id, ratio.label("ratio")).select_from(joined)
+               .where(limit_column.is_not(None)).order_by(*order).limit(top).subquery())
+    rest = (select(null(), func.coalesce(func.max(ratio), 0.0)).select_from(joined)
+            .where(limit_column.is_not(None), _budgets.c.org_id.not_in(top_ids.scalar_subquery())))
+    return union_all(select(leaders), rest)
+
+
+@dataclass
+class Snapshot:
+    """What the gauges show: the top orgs and `other`, for one month."""
+
+    tokens: dict[str, int] = field(default_factory=lambda: {OTHER_ORG: 0})
+    cost: dict[str, float] = field(default_factory=lambda: {OTHER_ORG: 0.0})
+    ratios: dict[str, dict[str, float]] = field(default_factory=lambda: {k: {OTHER_ORG: 0.0} for k in BUDGET_LIMITS})
+    orgs: int = 0
+    refreshed_at: float = 0.0
+
+
+def read_snapshot(engine: Engine, top: int, month: str) -> Snapshot:
+    snapshot = Snapshot(refreshed_at=time.time())
+    with engine.connect() as connection:
+        for org_id, tokens, cost, orgs in connection.execute(usage_query(top), {"month": month}):
+            key = org_id if org_id is not None else OTHER_ORG
+            snapshot.tokens[key], snapshot.cost[key] = int(tokens or 0), float(cost or 0)
+            snapshot.orgs += orgs
+        for limit in BUDGET_LIMITS:
+            for org_id, ratio in connection.execute(budget_query(limit, top), {"month": month}):
+                snapshot.ratios[limit][org_id if org_id is not None else OTHER_ORG] = float(ratio or 0)
+    return snapshot
+
+
+def make_engine(database_url: str) -> Engine:
+    """No pool (see the module docstring), and short waits: a scrape must not hang on the database."""
+    if database_url.startswith("sqlite"):
+        return create_engine(database_url, poolclass=NullPool,
+                             connect_args={"check_same_thread": False, "timeout": DB_TIMEOUT_SECONDS})
+    return create_engine(database_url, poolclass=NullPool, connect_args={
+        "connect_timeout": DB_TIMEOUT_SECONDS, "options": f"-c statement_timeout={DB_TIMEOUT_SECONDS * 1000}"})
+
+
+def collector_for(settings) -> "UsageCollector":
+    return UsageCollector(settings.database_url, top_orgs=settings.usage_metrics_top_orgs,
+                          refresh_seconds=settings.usage_metrics_refresh_seconds)
+
+
+class UsageCollector(Collector):
+    """The usage gauges, recomputed at most every `refresh_seconds`; the last values while the database fails."""
+
+    def __init__(self, database_url: str, *, top_orgs: int, refresh_seconds: float, clock=time.monotonic):
+        self._database_url = database_url
+        self._top = top_orgs
+        self._refresh = refresh_seconds
+        self._clock = clock
+        self._engine: Engine | None = None  # built by the first scrape, in the thread that serves scrapes
+        self._lock = threading.Lock()
+        self._snapshot = Snapshot()
+        self._next_refresh = 0.0
+        self._failing = False
+
+    def collect(self):
+        return families(self._current())
+
+    def describe(self):
+        """The names, for the registry, without a database read."""
+        return families(Snapshot())
+
+    def _current(self) -> Snapshot:
+        with self._lock:  # concurrent scrapes: one reads the database, the others wait for its answer
+            now = self._clock()
+            if now >= self._next_refresh:
+                self._next_refresh = now + self._refresh
+                self._try_refresh()
+            return self._snapshot
+
+    def _try_refresh(self) -> None:
+        try:
+            if self._engine is None:
+                self._engine = make_engine(self._database_url)
+            self._snapshot = read_snapshot(self._engine, self._top, current_month())
+        except Exception as exc:  # noqa: BLE001 - any failure: keep serving the last values, say so once
+            if not self._failing:
+                # The class name only: a driver's message may carry the database address.
+                log.error("usage metrics: cannot read usage from the database (%s); serving the last values",
+                          type(exc).__name__)
+            self._failing = True
+            return
+        if self._failing:
+            log.info("usage metrics: reading usage from the database again")
+        self._failing = False
+
+
+def families(snapshot: Snapshot) -> list[GaugeMetricFamily]:
+    def family(name: str) -> GaugeMetricFamily:
+        help_text, labels = USAGE_GAUGES[name]
+        return GaugeMetricFamily(name, help_text, labels=list(labels))
+
+    tokens, cost = family("gateway_usage_month_tokens"), family("gateway_usage_month_cost_usd")
+    for org, value in snapshot.tokens.items():
+        tokens.add_metric([org], value)
+        cost.add_metric([org], snapshot.cost[org])
+    ratio = family("gateway_usage_budget_used_ratio")
+    for limit, by_org in snapshot.ratios.items():
+        for org, value in by_org.items():
+            ratio.add_metric([org, limit], value)
+    orgs, refreshed = family("gateway_usage_month_orgs"), family("gateway_usage_refreshed_timestamp_seconds")
+    orgs.add_metric([], snapshot.orgs)
+    refreshed.add_metric([], snapshot.refreshed_at)
+    return [tokens, cost, ratio, orgs, refreshed]
