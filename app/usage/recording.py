@@ -18,6 +18,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..errors import database_unreachable
 from ..llm import ModelSpec, Usage, cost_of
 from ..models import OrgUsageMonth, UsageRecord, new_id, utcnow
 from .months import month_key
@@ -100,5 +101,10 @@ class UsageLedger:
             with self.db_sessions() as session:
                 record(session, self.row(outcome=outcome, usage=usage, timings=timings))
                 session.commit()
-        except Exception:
-            log.exception("could not store the usage of a %s completion", self.model.name)
+        except Exception as exc:
+            if not database_unreachable(exc):
+                log.exception("could not store the usage of a %s completion", self.model.name)
+                return
+            # No traceback: its SQL parameters name the server and the row. The counters still count it.
+            log.error("could not store the usage of a %s completion: database unavailable (%s)",
+                      self.model.name, type(exc).__name__)
