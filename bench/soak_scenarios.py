@@ -50,6 +50,8 @@ class Soak:
         self.users: list[User] = []
         self.victim: User | None = None
         self.flood_address = self.address()
+        self.chats: dict[str, int] = {}
+        self.bad_bodies = 0
 
     # --- set-up and the account actions -------------------------------------------------------------
 
@@ -102,12 +104,17 @@ class Soak:
     def _conversation(self, user: User) -> str:
         return self.random.choice(user.conversations[-3:])  # recent ones: histories grow, but slowly
 
-    def _fault(self) -> str | None:
-        roll = self.random.random()
-        return FAULT_500 if roll < self.fault_500 else FAULT_HANG if roll < self.fault_500 + self.fault_hang else None
+    def _fault(self, kind: str) -> str | None:
+        """Every so many chats of each kind, a fault: spread evenly, so even a short soak has some of each."""
+        n = self.chats[kind] = self.chats.get(kind, 0) + 1
+        if self.fault_500 and n % round(1 / self.fault_500) == round(1 / self.fault_500) // 2:
+            return FAULT_500
+        if self.fault_hang and n % round(1 / self.fault_hang) == 0:
+            return FAULT_HANG
+        return None
 
     async def chat_whole(self, user: User) -> None:
-        conversation, fault, content = self._conversation(user), self._fault(), f"whole {uuid.uuid4().hex}"
+        conversation, fault, content = self._conversation(user), self._fault("whole"), f"whole {uuid.uuid4().hex}"
         response = await self.gw.call("chat_whole", "POST", f"/conversations/{conversation}/messages",
                                       expected=(502,) if fault == FAULT_500 else (504,) if fault else (201, 200),
                                       address=user.address, headers=user.headers, json_body={"content": content},
@@ -118,7 +125,7 @@ class Soak:
             self.gw.record.chats.append(Chat(conversation, content, reply["assistantMessage"]["id"]))
 
     async def chat_stream(self, user: User) -> None:
-        conversation, fault, content = self._conversation(user), self._fault(), f"stream {uuid.uuid4().hex}"
+        conversation, fault, content = self._conversation(user), self._fault("stream"), f"stream {uuid.uuid4().hex}"
         leave = 2 if fault is None and self.random.random() < LEAVE_EARLY else None
         seen = await self.gw.stream("chat_stream_left" if leave else "chat_stream",
                                     f"/conversations/{conversation}/stream", {"content": content},
@@ -127,7 +134,8 @@ class Soak:
             self.gw.record.chats.append(Chat(conversation, content, seen.end_event["message"]["id"]))
 
     async def v1_completion(self, user: User) -> None:
-        fault, stream = self._fault(), self.random.random() < 0.3
+        stream = self.random.random() < 0.3
+        fault = self._fault("v1_stream" if stream else "v1")
         body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
         headers = {"Authorization": f"Bearer {user.api_key}"}
         if stream:
@@ -197,7 +205,8 @@ class Soak:
 
     async def bad_input(self) -> None:
         user = self.random.choice(self.users)
-        kind, expected, body, content_type = self.random.choice(BAD_BODIES)
+        kind, expected, body, content_type = BAD_BODIES[self.bad_bodies % len(BAD_BODIES)]
+        self.bad_bodies += 1
         await self.gw.call(kind, "POST", "/conversations", expected=expected, address=user.address,
                            headers=user.headers, raw_body=body(), content_type=content_type, abuse=True)
 

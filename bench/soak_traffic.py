@@ -19,7 +19,7 @@ from . import client
 from .fake_upstream import FAULT_500, FAULT_HANG, LONG_REPLY
 from .servers import HOST
 
-REQUEST_TIMEOUT = 30.0  # well above the gateway's upstream read timeout in the soak (hangs end as 504)
+REQUEST_TIMEOUT = 60.0  # above the gateway's upstream read timeout (3 s) and pool wait (30 s) in the soak
 TRANSPORT_ERRORS = (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError)
 
 
@@ -33,7 +33,8 @@ class Sent:
     fault: str | None = None  # FAULT_500 or FAULT_HANG when the fake upstream was asked to fail it
     completion: str | None = None  # the chat_completions_total outcome this request should have counted
     abuse: bool = False
-    error: str | None = None
+    error: str | None = None  # the transport error, or the error code of a 5xx
+    seconds: float = 0.0
 
 
 @dataclass
@@ -88,13 +89,18 @@ class Gateway:
         headers = {**(headers or {}), "X-Forwarded-For": address, "X-Request-ID": self.record.request_id(fault)}
         sent = Sent(kind, 0, expected, fault, abuse=abuse)
         self.record.sent.append(sent)
+        started = time.monotonic()
         try:
             response = await client.request(HOST, self.port, method, path, json_body=json_body, headers=headers,
                                             raw_body=raw_body, content_type=content_type, timeout=REQUEST_TIMEOUT)
         except TRANSPORT_ERRORS as exc:
             sent.error = type(exc).__name__
             return None
+        finally:
+            sent.seconds = time.monotonic() - started
         sent.status = response.status
+        if response.status >= 500:
+            sent.error = _error_code(response.body)
         sent.completion = (completion_on or {}).get(response.status)
         return response
 
@@ -112,11 +118,15 @@ class Gateway:
         sent = Sent(kind, 0, (200, 502, 504) if fault else (200,), fault)
         self.record.sent.append(sent)
         seen = StreamSeen()
+        started = time.monotonic()
         try:
             await asyncio.wait_for(self._read_stream(path, payload, headers, seen, leave_after), REQUEST_TIMEOUT)
         except TRANSPORT_ERRORS as exc:
             sent.error = type(exc).__name__
+        sent.seconds = time.monotonic() - started
         sent.status = seen.status
+        if seen.status >= 500:
+            sent.error = _error_code(seen.body)
         sent.completion = _stream_outcome(seen)
         return seen
 
@@ -141,6 +151,13 @@ class Gateway:
                     return
         finally:
             writer.close()
+
+
+def _error_code(body: bytes) -> str | None:
+    try:
+        return json.loads(body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _event(seen: StreamSeen, line: bytes) -> None:
