@@ -4,6 +4,7 @@ Every action states the statuses it expects; the checks compare them with what c
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -76,9 +77,15 @@ class Soak:
         await self.create_conversation(user)
         self.users.append(user)
 
-    async def setup(self, users: int) -> None:
-        for _ in range(users):
-            await self.new_user()
+    async def setup(self, users: int, parallel: int = 6) -> None:
+        """`users` users, a few at a time: each sign-up is a password hash, and the workers hash side by side."""
+        pending = iter(range(users))
+
+        async def registrar():
+            for _ in pending:
+                await self.new_user()
+
+        await asyncio.gather(*(registrar() for _ in range(parallel)))
         self.victim = await self.register()
         if len(self.users) < users or self.victim is None:
             raise RuntimeError("the soak could not register its users; see the gateway log")
