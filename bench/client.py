@@ -70,9 +70,11 @@ async def body_chunks(reader: asyncio.StreamReader, headers: dict[str, str]):
 
 
 async def request(host: str, port: int, method: str, path: str, *, json_body=None,
-                  headers: dict | None = None, timeout: float = 30.0) -> Response:
-    body = json.dumps(json_body).encode() if json_body is not None else None
-    headers = {**(headers or {}), **({"Content-Type": "application/json"} if body is not None else {})}
+                  headers: dict | None = None, timeout: float = 30.0, raw_body: bytes | None = None,
+                  content_type: str = "application/json") -> Response:
+    """One request on a fresh connection; `raw_body` sends bytes as they are (crafted or malformed input)."""
+    body = raw_body if raw_body is not None else json.dumps(json_body).encode() if json_body is not None else None
+    headers = {**(headers or {}), **({"Content-Type": content_type} if body is not None else {})}
 
     async def go():
         reader, writer = await _open(host, port)

@@ -10,6 +10,11 @@ never answers, the way a stuck model server does.
 POST /_bench/mode {"mode": "stream"|"hang", "tokens": N, "seconds": T} changes the
 behaviour of later requests; GET /_bench/stats counts requests open, served,
 and left by the client before the end (`client_left`).
+
+One request can ask for a fault of its own through the X-Request-ID the gateway
+forwards: an id containing `fault-500` gets a 500, one containing `fault-hang`
+hangs, so a load test knows exactly which of its requests should fail; one
+containing `long-reply` streams ten times as many tokens, at the same pace.
 """
 from __future__ import annotations
 
@@ -34,6 +39,11 @@ class Stats:
     open: int = 0
     served: int = 0
     client_left: int = 0
+    faults_500: int = 0
+    faults_hang: int = 0
+
+
+FAULT_500, FAULT_HANG, LONG_REPLY = "fault-500", "fault-hang", "long-reply"
 
 
 class FakeUpstream:
@@ -68,18 +78,29 @@ class FakeUpstream:
             await _send_json(writer, 200, asdict(self.behaviour))
         elif path in ("/api/chat", "/chat/completions", "/v1/chat/completions") and method == "POST":
             protocol = "ollama" if path == "/api/chat" else "openai"
-            return await self._chat(reader, writer, protocol, json.loads(body or b"{}"))
+            request_id = headers.get("x-request-id", "")
+            behaviour = self.behaviour
+            if LONG_REPLY in request_id:
+                behaviour = Behaviour(behaviour.mode, behaviour.tokens * 10, behaviour.seconds * 10)
+            return await self._chat(reader, writer, protocol, json.loads(body or b"{}"), _fault(request_id),
+                                    behaviour)
         elif path in ("/", "/api/tags", "/v1/models"):
             await _send_json(writer, 200, {"models": [], "data": []})
         else:
             await _send_json(writer, 404, {"error": "not found"})
         return headers.get("connection", "").lower() != "close"
 
-    async def _chat(self, reader, writer, protocol: str, request: dict) -> bool:
-        behaviour = self.behaviour
+    async def _chat(self, reader, writer, protocol: str, request: dict, fault: str | None,
+                    behaviour: Behaviour) -> bool:
         self.stats.open += 1
         try:
-            if behaviour.mode == "hang":
+            if fault == FAULT_500:
+                self.stats.faults_500 += 1
+                await _send_json(writer, 500, {"error": "injected fault"})
+                return True
+            if fault == FAULT_HANG:
+                self.stats.faults_hang += 1
+            if behaviour.mode == "hang" or fault == FAULT_HANG:
                 await reader.read()  # until the client gives up and closes
                 self.stats.client_left += 1
                 return False
@@ -110,6 +131,10 @@ class FakeUpstream:
             return False
         finally:
             self.stats.open -= 1
+
+
+def _fault(request_id: str) -> str | None:
+    return next((fault for fault in (FAULT_500, FAULT_HANG) if fault in request_id), None)
 
 
 def _chunk(data: bytes) -> bytes:

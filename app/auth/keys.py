@@ -53,6 +53,10 @@ def find_live_key(*, session: Session, secret: str) -> ApiKey | None:
     ))
     if key is not None:
         _note_use(session, key, now)
+    # End the read transaction here, written or not: on /v1 nothing else touches the
+    # database, and the caller goes on to wait for a model for as long as it takes,
+    # which would keep this pooled connection idle in transaction all that while.
+    session.commit()
     return key
 
 
@@ -64,7 +68,6 @@ def _note_use(session: Session, key: ApiKey, now: datetime) -> None:
     session.execute(update(ApiKey).where(
         ApiKey.id == key.id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= stale_before),
     ).values(last_used_at=now).execution_options(synchronize_session=False))
-    session.commit()
 
 
 def _utc(value: datetime) -> datetime:
