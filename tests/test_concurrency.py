@@ -157,7 +157,10 @@ def _hang(upstream) -> None:
 
 def test_hung_upstream_chats_end_at_their_deadline_and_leave_livez_alone(tmp_path, database_url):
     deadline = 2
-    env = {**HUNG, "PROVIDER_TOTAL_TIMEOUT": str(deadline), "SSE_HEARTBEAT_SECONDS": "1"}
+    # The product's heartbeat (0.5 s): a stream waits that long for a first event before its response starts, so
+    # the deadline is 1.5 s later. With 1 s, a loaded machine sometimes let the deadline pass first (a JSON 504,
+    # right for a stream that had not started, but not what this test is about).
+    env = {**HUNG, "PROVIDER_TOTAL_TIMEOUT": str(deadline), "SSE_HEARTBEAT_SECONDS": "0.5"}
     with FakeUpstream(tmp_path, tokens=5, seconds=0.5) as upstream, \
             gateway(tmp_path, upstream, database_url=database_url, workers=2, env=env) as server:
         _hang(upstream)
