@@ -41,7 +41,7 @@ class Script:
     first_token_delay: float = 0.0   # after the headers, before the first token
     token_delay: float = 0.0         # before each later token
     report_usage: bool = True        # False: a server that sends no usage (in streams or at all)
-    prompt_tokens: int = 17
+    prompt_tokens: int | None = 17   # None: one per word of the request's messages, as a tokenizer would vary
     completion_tokens: int | None = None   # None: the number of tokens
     finish_reason: str = "stop"
     status: int = 200                # anything else: an error answer before any streaming

@@ -10,9 +10,12 @@ if TYPE_CHECKING:
     from .llm_provider import ReceivedRequest, Script
 
 
-def _usage_counts(script: Script) -> tuple[int, int]:
+def _usage_counts(request: ReceivedRequest, script: Script) -> tuple[int, int]:
     completion = len(script.tokens) if script.completion_tokens is None else script.completion_tokens
-    return script.prompt_tokens, completion
+    if script.prompt_tokens is not None:
+        return script.prompt_tokens, completion
+    words = sum(len(str(m.get("content") or "").split()) for m in request.body["messages"] if isinstance(m, dict))
+    return words, completion
 
 
 def error_body(protocol: str, message: str) -> dict[str, Any]:
@@ -27,7 +30,7 @@ def _now() -> str:
 
 def whole_reply(request: ReceivedRequest, script: Script) -> dict[str, Any]:
     content = "".join(script.tokens)
-    prompt, completion = _usage_counts(script)
+    prompt, completion = _usage_counts(request, script)
     model = request.body["model"]
     if request.protocol == "ollama":
         body: dict[str, Any] = {
@@ -61,7 +64,7 @@ def stream_token(request: ReceivedRequest, token: str) -> bytes:
 
 def stream_end(request: ReceivedRequest, script: Script) -> list[bytes]:
     model = request.body["model"]
-    prompt, completion = _usage_counts(script)
+    prompt, completion = _usage_counts(request, script)
     if request.protocol == "ollama":
         last: dict[str, Any] = {"model": model, "created_at": _now(),
                                 "message": {"role": "assistant", "content": ""},
