@@ -7,7 +7,9 @@ from ..models import USD_QUANTUM
 from ..rest import CamelSchema, UtcDateTime
 
 GROUP_BY = ("model", "user", "day")
-MAX_COST_USD = 10**9  # below NUMERIC(20, 10)'s ten integer digits
+# SQLite keeps USD as a signed 64-bit count of 1e-10 USD (models.Usd): at most about 9.2e8 USD. A round
+# 1e8 leaves room for the month's total to pass a budget; found by Schemathesis (1e9 overflowed, a 500).
+MAX_COST_USD = 10**8
 
 
 class UsdString(fields.Field):
@@ -20,7 +22,8 @@ class UsdString(fields.Field):
 
 
 def _usd_amount(value: Decimal) -> None:
-    # A function, not validate.Range: apispec would render a Decimal bound as a string, which is no JSON Schema.
+    # A function, not validate.Range: apispec would render a Decimal bound as a string, which is no JSON Schema;
+    # the bounds are written into the document as numbers by the field's metadata.
     if not 0 <= value <= MAX_COST_USD:
         raise ValidationError(f"Must be between 0 and {MAX_COST_USD}.")
     if value != value.quantize(USD_QUANTUM):
@@ -34,7 +37,8 @@ class BudgetPutSchema(CamelSchema):
     monthly_cost_usd = fields.Decimal(allow_none=True, allow_nan=False, load_default=None,
                                       validate=_usd_amount,
                                       metadata={"description": "USD a month, a decimal string or number from 0 to "
-                                                               "1000000000 with at most 10 decimal places; null: no limit"})
+                                                               "100000000 with at most 10 decimal places; null: no limit",
+                                                "minimum": 0, "maximum": MAX_COST_USD})
 
 
 class BudgetSchema(CamelSchema):

@@ -40,10 +40,18 @@ def test_managers_set_a_budget_and_see_this_months_utilisation(client, auth, use
     ({"monthlyCostUsd": "-1"}, "monthlyCostUsd"),
     ({"monthlyCostUsd": "0.00000000001"}, "monthlyCostUsd"),  # finer than the stored 10 places
     ({"monthlyCostUsd": "NaN"}, "monthlyCostUsd"),
+    ({"monthlyCostUsd": 999999999}, "monthlyCostUsd"),  # was a 500 on SQLite: past its 64-bit count of 1e-10 USD
 ])
 def test_bad_budgets_are_400s(client, user, org, body, field):
     response = put_budget(client, org, user.headers, **body)
     assert response.status_code == 400 and field in response.get_json()["error"]["details"]
+
+
+def test_the_largest_budget_is_stored_exactly(client, user, org):
+    response = put_budget(client, org, user.headers, monthlyCostUsd="100000000", monthlyTokens=10**15)
+    assert response.status_code == 200, response.get_json()
+    stored = client.get(f"/orgs/{org['id']}/budget", headers=user.headers).get_json()
+    assert (stored["monthlyCostUsd"], stored["monthlyTokens"]) == ("100000000", 10**15)
 
 
 def test_a_spent_budget_refuses_chats_before_any_provider_call(client, user, org, fake_llm):
