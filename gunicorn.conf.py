@@ -91,6 +91,9 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 # many seconds and closes the connection when it expires, so a client sending
 # headers at 1 byte/s holds a socket for at most this long. 0 would disable it.
 keepalive = int(os.environ.get("GUNICORN_HEADER_TIMEOUT", "5"))
+# gunicorn's largest request line (its default is 4094): a cursor or period percent-encoded from multi-byte
+# characters can pass 4 KiB, and the app then answers it with a JSON 400 instead of gunicorn's HTML 414.
+limit_request_line = 8190
 if keepalive < 1:
     sys.stderr.write("gateway: cannot start: GUNICORN_HEADER_TIMEOUT must be at least 1 second: "
                      "0 lets slow clients hold sockets forever\n")

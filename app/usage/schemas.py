@@ -1,9 +1,9 @@
 from datetime import timezone
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from marshmallow import ValidationError, fields, post_load, validate
 
-from ..models import USD_QUANTUM
+from ..models import USD_PLACES
 from ..rest import CamelSchema, UtcDateTime
 
 GROUP_BY = ("model", "user", "day")
@@ -26,18 +26,17 @@ def _usd_amount(value: Decimal) -> None:
     # the bounds are written into the document as numbers by the field's metadata.
     if not 0 <= value <= MAX_COST_USD:
         raise ValidationError(f"Must be between 0 and {MAX_COST_USD}.")
-    if value != value.quantize(USD_QUANTUM):
-        raise ValidationError("At most 10 decimal places.")
 
 
 class BudgetPutSchema(CamelSchema):
     monthly_tokens = fields.Integer(strict=True, allow_none=True, load_default=None,
                                     validate=validate.Range(min=1, max=10**15),
                                     metadata={"description": "Tokens (prompt + completion) a month; null: no limit"})
-    monthly_cost_usd = fields.Decimal(allow_none=True, allow_nan=False, load_default=None,
-                                      validate=_usd_amount,
+    # Rounded to the 10 places usage is stored with (a JSON number can be any float: 3e-301 is a valid one).
+    monthly_cost_usd = fields.Decimal(places=USD_PLACES, rounding=ROUND_HALF_UP, allow_none=True, allow_nan=False,
+                                      load_default=None, validate=_usd_amount,
                                       metadata={"description": "USD a month, a decimal string or number from 0 to "
-                                                               "100000000 with at most 10 decimal places; null: no limit",
+                                                               "100000000, rounded to 10 decimal places; null: no limit",
                                                 "minimum": 0, "maximum": MAX_COST_USD})
 
 
