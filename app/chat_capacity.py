@@ -15,7 +15,7 @@ from functools import wraps
 from flask import Flask, current_app
 
 from .errors import Overloaded
-from .rest import may_fail
+from .rest import held_until_closed, may_fail
 
 
 class ChatSlots:
@@ -51,12 +51,6 @@ def limit_concurrent_chats(view):
         slots: ChatSlots = current_app.extensions["chat_slots"]
         if not slots.try_acquire():
             raise Overloaded("chat_capacity", "This server is at its limit of concurrent chats, try again shortly")
-        try:
-            response = current_app.make_response(view(*args, **kwargs))
-        except BaseException:
-            slots.release()
-            raise
-        response.call_on_close(slots.release)
-        return response
+        return held_until_closed(slots.release, view, *args, **kwargs)
 
     return may_fail(503)(guarded)

@@ -242,3 +242,18 @@ def auth_required(fn=None, *, refresh: bool = False, api_keys: bool = True):
         return wrapped
 
     return decorate(fn) if fn else decorate
+
+
+def held_until_closed(release, view, *args, **kwargs):
+    """The view's response, with `release` called when the WSGI server closes it (sent, or the client gone).
+
+    For slots held by a whole response: a streamed reply goes on long after
+    the view returns. If the view fails, `release` is called at once.
+    """
+    try:
+        response = current_app.make_response(view(*args, **kwargs))
+    except BaseException:
+        release()
+        raise
+    response.call_on_close(release)
+    return response

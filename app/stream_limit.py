@@ -31,6 +31,7 @@ from flask import Flask, current_app
 from .caller import current_caller
 from .errors import ApiError, retry_after_seconds
 from .metrics.definitions import RATE_LIMIT_HITS
+from .rest import held_until_closed
 
 log = logging.getLogger(__name__)
 
@@ -135,13 +136,7 @@ def limit_user_streams(streams: Callable[[dict], bool] = lambda _data: True):
             if release is None:
                 RATE_LIMIT_HITS.labels(LIMIT_NAME).inc()
                 raise TooManyStreams(limit)
-            try:
-                response = current_app.make_response(view(data, *args, **kwargs))
-            except BaseException:
-                release()
-                raise
-            response.call_on_close(release)
-            return response
+            return held_until_closed(release, view, data, *args, **kwargs)
 
         return guarded
 

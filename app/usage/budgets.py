@@ -50,11 +50,10 @@ def enforce_budget(*, session: Session, org_id: str | None, now: datetime | None
     row = session.execute(_BUDGET_AND_MONTH, {"org_id": org_id, "month": month_key(now)}).first()
     if row is None:
         return
-    status = _status(row, now)
-    if status["exceeded"]:
-        del status["exceeded"]
+    if _exceeded(row):
         resets_at = next_month_start(now)
-        raise BudgetExceeded(_wire(status), retry_after=max(1, math.ceil((resets_at - now).total_seconds())))
+        raise BudgetExceeded(_budget_schema.dump(_status(row, now)),
+                             retry_after=max(1, math.ceil((resets_at - now).total_seconds())))
 
 
 def get_budget(*, session: Session, org_id: str, now: datetime | None = None) -> dict[str, Any]:
@@ -64,9 +63,7 @@ def get_budget(*, session: Session, org_id: str, now: datetime | None = None) ->
     if row is None:
         tokens, cost = _month_usage(session, org_id, now)
         row = (None, None, None, tokens, cost)
-    status = _status(row, now)
-    del status["exceeded"]
-    return status
+    return _status(row, now)
 
 
 def put_budget(*, session: Session, org_id: str, monthly_tokens: int | None, monthly_cost_usd: Decimal | None,
@@ -84,30 +81,27 @@ def _month_usage(session: Session, org_id: str, now: datetime) -> tuple[int, Dec
     return (month.tokens, month.cost_usd) if month else (0, Decimal(0))
 
 
+def _exceeded(row) -> bool:
+    limit_tokens, limit_cost, _, tokens, cost = row
+    return ((limit_tokens is not None and (tokens or 0) >= limit_tokens)
+            or (limit_cost is not None and (cost or 0) >= limit_cost))
+
+
 def _status(row, now: datetime) -> dict[str, Any]:
+    """The budget as GET shows it, and as a 429's details carry it (dumped by BudgetSchema)."""
     limit_tokens, limit_cost, updated_at, tokens, cost = row
     tokens, cost = tokens or 0, cost if cost is not None else Decimal(0)
-    exceeded = ((limit_tokens is not None and tokens >= limit_tokens)
-                or (limit_cost is not None and cost >= limit_cost))
     return {
         "monthly_tokens": limit_tokens, "monthly_cost_usd": limit_cost, "updated_at": updated_at,
         "month": month_key(now), "tokens_used": tokens, "cost_used_usd": cost,
         "token_utilisation": _ratio(tokens, limit_tokens), "cost_utilisation": _ratio(cost, limit_cost),
-        "resets_at": next_month_start(now), "exceeded": exceeded,
+        "resets_at": next_month_start(now),
     }
 
 
 def _ratio(used, limit) -> float | None:
-    if limit is None:
-        return None
-    if not limit:
-        return None  # a zero limit refuses everything; no ratio to show
-    return float(Decimal(used) / Decimal(limit))
-
-
-def _wire(status: dict[str, Any]) -> dict[str, Any]:
-    """camelCase, exact decimals as strings and times as ISO-8601: the same in a 429's details and in GET."""
-    return _budget_schema.dump(status)
+    # None for no limit, and for a zero one: it refuses everything, there is no ratio to show.
+    return float(Decimal(used) / Decimal(limit)) if limit else None
 
 
 _budget_schema = BudgetSchema()
