@@ -233,6 +233,11 @@ class OrgBudget(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+def month_key(moment: datetime) -> str:
+    """"2026-11": the UTC month of `moment`, as org_usage_months keys it."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m")
+
+
 class OrgUsageMonth(Base):
     """An org's running total for one UTC month, kept beside the usage rows in the same transaction.
 

@@ -20,14 +20,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, Float, and_, bindparam, case, cast, create_engine, func, literal, null, select, union_all
 from sqlalchemy.pool import NullPool
 
-from ..models import OrgBudget, OrgUsageMonth
+from ..models import OrgBudget, OrgUsageMonth, month_key, utcnow
 from .definitions import BUDGET_LIMITS, OTHER_ORG, USAGE_GAUGES
 
 log = logging.getLogger(__name__)
@@ -38,21 +37,15 @@ DB_TIMEOUT_SECONDS = 5
 _months, _budgets = OrgUsageMonth.__table__, OrgBudget.__table__
 
 
-def current_month(now: datetime | None = None) -> str:
-    """"2026-11": the key of org_usage_months for the current UTC month."""
-    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m")
-
-
 def usage_query(top: int):
     """Rows (org_id, tokens, cost, orgs): the `top` orgs by tokens, then one row (org_id NULL) for the rest."""
     this_month = _months.c.month == bindparam("month")
     order = (_months.c.tokens.desc(), _months.c.org_id)
-    top_ids = select(_months.c.org_id).where(this_month).order_by(*order).limit(top)
     leaders = (select(_months.c.org_id, _months.c.tokens, _months.c.cost_usd, literal(1).label("orgs"))
                .where(this_month).order_by(*order).limit(top).subquery())
     rest = (select(null(), func.coalesce(func.sum(_months.c.tokens), 0),
                    func.coalesce(func.sum(_months.c.cost_usd), 0), func.count())
-            .where(this_month, _months.c.org_id.not_in(top_ids.scalar_subquery())))
+            .where(this_month, _months.c.org_id.not_in(select(leaders.c.org_id))))
     # One statement, so the leaders and the rest come from one snapshot of a table chats keep writing.
     return union_all(select(leaders), rest)
 
@@ -70,11 +63,10 @@ def budget_query(limit: str, top: int):
                                               _months.c.month == bindparam("month")))
     ratio = _ratio(used_column, limit_column)
     order = (ratio.desc(), _budgets.c.org_id)
-    top_ids = select(_budgets.c.org_id).select_from(joined).where(limit_column.is_not(None)).order_by(*order).limit(top)
     leaders = (select(_budgets.c.org_id, ratio.label("ratio")).select_from(joined)
                .where(limit_column.is_not(None)).order_by(*order).limit(top).subquery())
     rest = (select(null(), func.coalesce(func.max(ratio), 0.0)).select_from(joined)
-            .where(limit_column.is_not(None), _budgets.c.org_id.not_in(top_ids.scalar_subquery())))
+            .where(limit_column.is_not(None), _budgets.c.org_id.not_in(select(leaders.c.org_id))))
     return union_all(select(leaders), rest)
 
 
@@ -149,7 +141,7 @@ class UsageCollector(Collector):
         try:
             if self._engine is None:
                 self._engine = make_engine(self._database_url)
-            self._snapshot = read_snapshot(self._engine, self._top, current_month())
+            self._snapshot = read_snapshot(self._engine, self._top, month_key(utcnow()))
         except Exception as exc:  # noqa: BLE001 - any failure: keep serving the last values, say so once
             if not self._failing:
                 # The class name only: a driver's message may carry the database address.

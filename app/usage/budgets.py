@@ -20,8 +20,8 @@ from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError
-from ..models import OrgBudget, OrgUsageMonth, utcnow
-from .months import month_key, next_month_start
+from ..models import OrgBudget, OrgUsageMonth, month_key, utcnow
+from .months import next_month_start
 from .schemas import BudgetSchema
 
 _budgets, _months = OrgBudget.__table__, OrgUsageMonth.__table__

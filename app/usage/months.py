@@ -15,7 +15,3 @@ def next_month_start(moment: datetime) -> datetime:
     start = month_start(moment)
     return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
 
-
-def month_key(moment: datetime) -> str:
-    """"2026-11": the key of org_usage_months."""
-    return month_start(moment).strftime("%Y-%m")

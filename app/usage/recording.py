@@ -20,8 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import database_unreachable
 from ..llm import ModelSpec, Usage, cost_of
-from ..models import OrgUsageMonth, UsageRecord, new_id, utcnow
-from .months import month_key
+from ..models import OrgUsageMonth, UsageRecord, month_key, new_id, utcnow
 
 log = logging.getLogger(__name__)
 

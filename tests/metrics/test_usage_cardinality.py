@@ -18,8 +18,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from app.metrics.definitions import OTHER_ORG
-from app.metrics.usage import current_month
-from app.models import OrgUsageMonth
+from app.models import OrgUsageMonth, month_key, utcnow
 from tests.fakes.llm_provider import Script
 from tests.support.client import GatewayClient
 from tests.support.gateway import gateway, logged_in
@@ -121,7 +120,7 @@ def test_a_thousand_orgs_make_at_most_k_plus_one_series_with_exact_values(server
 def check_the_database_holds_what_the_replies_said(engine, replies):
     with engine.connect() as connection:
         rows = connection.execute(select(OrgUsageMonth.org_id, OrgUsageMonth.tokens, OrgUsageMonth.cost_usd)
-                                  .where(OrgUsageMonth.month == current_month())).all()
+                                  .where(OrgUsageMonth.month == month_key(utcnow()))).all()
     assert {row.org_id: (row.tokens, Decimal(row.cost_usd)) for row in rows} == replies
 
 

@@ -4,8 +4,7 @@ from decimal import Decimal
 from sqlalchemy import insert, select
 
 from app.metrics.definitions import OTHER_ORG
-from app.metrics.usage import current_month
-from app.models import Org, OrgBudget, OrgUsageMonth
+from app.models import Org, OrgBudget, OrgUsageMonth, month_key, utcnow
 
 
 def add_orgs(connection, org_ids) -> None:
@@ -14,7 +13,7 @@ def add_orgs(connection, org_ids) -> None:
 
 def add_usage(connection, rows, month: str | None = None) -> None:
     """rows: (org_id, tokens, cost as Decimal), for `month` (the current one by default)."""
-    month = month or current_month()
+    month = month or month_key(utcnow())
     connection.execute(insert(OrgUsageMonth), [
         {"org_id": org_id, "month": month, "tokens": tokens, "cost_usd": cost} for org_id, tokens, cost in rows])
 
@@ -28,7 +27,7 @@ def add_budgets(connection, rows) -> None:
 def expected_usage(connection, top: int) -> tuple[dict, dict]:
     """What the usage gauges must show, computed the slow way: every row of this month, sorted here."""
     rows = connection.execute(select(OrgUsageMonth.org_id, OrgUsageMonth.tokens, OrgUsageMonth.cost_usd)
-                              .where(OrgUsageMonth.month == current_month())).all()
+                              .where(OrgUsageMonth.month == month_key(utcnow()))).all()
     rows.sort(key=lambda row: (-row.tokens, row.org_id))
     leaders, rest = rows[:top], rows[top:]
     tokens = {row.org_id: row.tokens for row in leaders} | {OTHER_ORG: sum(row.tokens for row in rest)}
