@@ -154,9 +154,8 @@ def chat_slots(*, blocks: int, per_block: int) -> dict:
 def budget(database_url: str, *, blocks: int, per_block: int) -> dict:
     """enforce_budget for an org with a budget and this month's usage, and for one without, against no org."""
     from app.db import get_session
-    from app.models import Org, OrgBudget, OrgUsageMonth, utcnow
+    from app.models import Org, OrgBudget, OrgUsageMonth, month_key, utcnow
     from app.usage.budgets import enforce_budget
-    from app.usage.months import month_key
 
     app = create_app({**BASE_ENV, "DATABASE_URL": database_url})
     try:

@@ -238,5 +238,10 @@ def test_every_rule_is_loaded_and_healthy(stack):
                  "job_model:chat_time_to_first_token_seconds:p95_5m"):
         wait_until(lambda name=name: set(jobs_of(name)) == set(JOBS), timeout=40, interval=1,
                    what=f"{name} recorded for every job")
-    for sample in prom.query("job:chat_availability_errors:ratio_rate5m"):
-        assert 0 < float(sample["value"][1]) < 1, "provider errors and timeouts count, successes too"
+    # Provider errors and timeouts count, successes too: strictly between 0 and 1. Waited for, not read once: an
+    # evaluation between two scrapes of the first round alone saw no increase and recorded 0/0 = NaN, which the
+    # next evaluation after the second round replaces.
+    def availability_ratios():
+        return sorted(float(s["value"][1]) for s in prom.query("job:chat_availability_errors:ratio_rate5m"))
+    wait_until(lambda: len(ratios := availability_ratios()) == len(JOBS) and all(0 < r < 1 for r in ratios),
+               timeout=40, interval=1, what="availability error ratios strictly between 0 and 1 for every job")
