@@ -45,6 +45,24 @@ def settle(port: int, timeout: float = 60.0) -> dict:
         time.sleep(0.2)
 
 
+def counters_once_settled(record: Record, before: dict, port: int, timeout: float = 20.0) -> tuple[bool, dict]:
+    """check_counters on a settled scrape, scraped again until they agree or `timeout` passes.
+
+    A response the client has read in full may still be closing in its worker
+    (its counter moves at close); a real miscount stays past the timeout. The
+    in-flight gauges of the last scrape are in the report, to tell which it was.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        after = settle(port)
+        passed, found = check_counters(record, counter_deltas(before, after))
+        if passed or time.monotonic() > deadline:
+            found["in flight at the last scrape"] = {name: _gauge(after, name) for name in
+                                                      ("http_requests_in_flight", "chat_completions_in_flight")}
+            return passed, found
+        time.sleep(0.5)
+
+
 def counter_deltas(before: dict, after: dict) -> dict[str, Counter]:
     """The server's counts over the soak, in the shapes the client counted."""
     def delta(name: str, label: str, transform=lambda v: v) -> Counter:
