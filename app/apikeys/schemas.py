@@ -2,7 +2,7 @@ from datetime import timezone
 
 from marshmallow import fields, post_load, validate
 
-from ..rest import CamelSchema, UtcDateTime
+from ..http.schemas import CamelSchema, UtcDateTime
 
 
 class ApiKeyCreateSchema(CamelSchema):

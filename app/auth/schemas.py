@@ -1,6 +1,6 @@
 from marshmallow import fields, validate
 
-from ..rest import CamelSchema, UtcDateTime
+from ..http.schemas import CamelSchema, UtcDateTime
 
 MIN_PASSWORD = 8
 

@@ -6,7 +6,7 @@ import time
 
 from flask import current_app, has_app_context
 
-from .. import request_id
+from ..http import request_id
 from ..llm import Usage
 from ..metrics.definitions import (CHAT_COMPLETIONS, CHAT_COST, CHAT_DURATION, CHAT_IN_FLIGHT, CHAT_OUTCOMES,
                                    CHAT_TIME_PER_OUTPUT_TOKEN, CHAT_TIME_TO_FIRST_TOKEN, CHAT_TOKENS,
@@ -31,7 +31,7 @@ class CompletionTelemetry:
         self.last_token_at: float | None = None
         self._finished = False
         # Read now, in the request: a stream finishes after the request context is gone.
-        self.request_id = request_id.get()
+        self.request_id = request_id.current.get()
         self.provider = _provider_of(model)
         if self.record:
             CHAT_IN_FLIGHT.labels(self.streaming).inc()

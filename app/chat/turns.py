@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..caller import Caller
 from ..conversations.service import get_visible
 from ..errors import NotFound, database_unreachable
+from ..http.caller import Caller
 from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, ProviderPool, Usage
 from ..models import Conversation, Message, MessageRole, new_id, utcnow
 from ..usage.budgets import enforce_budget

@@ -1,7 +1,8 @@
 from marshmallow import fields, validate, validates_schema, ValidationError
 
+from ..http.openapi import ModelName
+from ..http.schemas import CamelSchema, UtcDateTime
 from ..models import MessageRole
-from ..rest import CamelSchema, ModelName, UtcDateTime
 from ..usage.schemas import UsageTotalsSchema
 
 TEMPERATURE = validate.Range(min=0, max=2)

@@ -1,7 +1,7 @@
 from marshmallow import fields, validate
 
+from ..http.schemas import CamelSchema, UtcDateTime
 from ..models import OrgRole
-from ..rest import CamelSchema, UtcDateTime
 
 
 class OrgCreateSchema(CamelSchema):

@@ -3,8 +3,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from marshmallow import ValidationError, fields, post_load, validate
 
+from ..http.schemas import CamelSchema, UtcDateTime
 from ..models import USD_PLACES
-from ..rest import CamelSchema, UtcDateTime
 
 GROUP_BY = ("model", "user", "day")
 # SQLite keeps USD as a signed 64-bit count of 1e-10 USD (models.Usd): at most about 9.2e8 USD. A round

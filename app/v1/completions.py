@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..caller import Caller
 from ..chat.replies import ask_whole
 from ..chat.telemetry import CompletionTelemetry
+from ..http.caller import Caller
 from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, ProviderPool, UnknownModel, Usage
 from ..usage.budgets import enforce_budget
 from ..usage.recording import UsageLedger
