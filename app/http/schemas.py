@@ -1,6 +1,4 @@
-"""Base schemas: camelCase on the wire, datetimes always in UTC, and the one JSON error shape."""
-from datetime import timezone
-
+"""Base schemas: camelCase on the wire, and the one JSON error shape."""
 from marshmallow import Schema, fields
 
 
@@ -14,15 +12,6 @@ class CamelSchema(Schema):
 
     def on_bind_field(self, field_name, field_obj):
         field_obj.data_key = camelcase(field_obj.data_key or field_name)
-
-
-class UtcDateTime(fields.DateTime):
-    """SQLite hands datetimes back without a zone; they are all UTC."""
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class ErrorDetailSchema(Schema):
