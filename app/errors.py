@@ -38,7 +38,7 @@ class Forbidden(ApiError):
 
 
 class Unauthorized(ApiError):
-    def __init__(self, message: str, code: str = "unauthorized"):
+    def __init__(self, message: str, code: str):
         super().__init__(401, code, message)
 
 

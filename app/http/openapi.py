@@ -27,22 +27,39 @@ class Parser(FlaskParser):
         return strict_json.loads(req.get_data(cache=True))
 
 
-# What each error status means on this gateway, and the `code`s that come with it.
-ERROR_STATUSES = {
-    400: "Invalid request: `validation_error` (per-field `details`) or `malformed_json`",
-    401: "Missing, invalid or expired credential: `unauthorized`, `invalid_token`, `token_expired`, "
-         "`invalid_api_key`, `api_key_not_accepted`",
-    403: "Authenticated, but not allowed: `forbidden` (the caller's role), `registration_closed`",
-    404: "`not_found`: no such resource, or not visible to the caller",
-    409: "`conflict`: the request conflicts with existing data",
-    413: "`request_entity_too_large`: the body is over MAX_CONTENT_LENGTH",
-    415: "`unsupported_media_type`: a body that is not `application/json`",
-    429: "`too_many_requests`: over a rate limit; `Retry-After` says when to come back",
-    502: "`provider_error`: the model provider is unreachable or failed",
-    503: "Out of capacity for now: `database_unavailable`, `database_busy` or `chat_capacity`; "
-         "the last two with `Retry-After`",
-    504: "`provider_timeout`: the model provider passed one of its deadlines",
+# What each error status means on this gateway, and every `code` that comes with it (with a note where the
+# code alone does not say). tests/http/test_error_statuses.py reads the codes the app raises and fails when
+# this table and they differ.
+ERROR_STATUSES: dict[int, tuple[str, dict[str, str]]] = {
+    400: ("Invalid request", {"validation_error": "per-field `details`", "malformed_json": "",
+                              "invalid_json": "duplicate keys, NUL, lone surrogates, too deep",
+                              "unknown_model": ""}),
+    401: ("Missing, invalid or expired credential", {
+        "missing_token": "", "invalid_token": "", "token_expired": "", "token_revoked": "",
+        "invalid_credentials": "login", "invalid_api_key": "", "api_key_not_accepted": ""}),
+    403: ("Authenticated, but not allowed", {"forbidden": "the caller's role", "registration_closed": "",
+                                             "account_disabled": "", "wrong_password": ""}),
+    404: ("No such resource, or not visible to the caller", {"not_found": "", "model_not_found": "/v1"}),
+    409: ("The request conflicts with existing data", {"conflict": ""}),
+    413: ("The body is over MAX_CONTENT_LENGTH", {"request_entity_too_large": ""}),
+    415: ("A body that is not `application/json`", {"unsupported_media_type": ""}),
+    429: ("Over a limit; `Retry-After` says when to come back", {
+        "too_many_requests": "a rate limit", "too_many_streams": "open streams per user",
+        "budget_exceeded": "the organisation's monthly budget"}),
+    502: ("The model provider is unreachable or failed", {"provider_error": ""}),
+    503: ("Out of capacity for now; `Retry-After` says when to try again", {
+        "database_unavailable": "", "database_busy": "", "chat_capacity": ""}),
+    504: ("The model provider passed one of its deadlines", {"provider_timeout": ""}),
 }
+RETRY_AFTER_STATUSES = (429, 503)
+
+
+def describe_status(status: int) -> str:
+    """"Invalid request: `validation_error` (per-field `details`), `malformed_json`, ..." for the document."""
+    meaning, codes = ERROR_STATUSES[status]
+    return f"{meaning}: " + ", ".join(f"`{code}` ({note})" if note else f"`{code}`" for code, note in codes.items())
+
+
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}}
 
 
@@ -96,9 +113,9 @@ class Blueprint(SmorestBlueprint):
         return doc
 
     def _error_response(self, status: int) -> dict:
-        response = {"description": ERROR_STATUSES[status],
+        response = {"description": describe_status(status),
                     "content": {"application/json": {"schema": self.error_schema}}}
-        if status in (429, 503):
+        if status in RETRY_AFTER_STATUSES:
             response["headers"] = RETRY_AFTER
         return response
 
