@@ -26,6 +26,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     register_blueprints(app)
     register_commands(app)
     register_metrics(app)
+    register_overhead_clock(app)
     return app
 
 
@@ -120,3 +121,9 @@ def register_metrics(app: Flask) -> None:
     from .metrics import instrument
 
     instrument.init_app(app)
+
+
+def register_overhead_clock(app: Flask) -> None:
+    from .chat import overhead
+
+    overhead.init_app(app)  # the outermost WSGI layer: it must come after every other one
