@@ -52,15 +52,13 @@ ERROR_STATUSES: dict[int, tuple[str, dict[str, str]]] = {
     504: ("The model provider passed one of its deadlines", {"provider_timeout": ""}),
 }
 RETRY_AFTER_STATUSES = (429, 503)
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}}
 
 
 def describe_status(status: int) -> str:
     """"Invalid request: `validation_error` (per-field `details`), `malformed_json`, ..." for the document."""
     meaning, codes = ERROR_STATUSES[status]
     return f"{meaning}: " + ", ".join(f"`{code}` ({note})" if note else f"`{code}`" for code, note in codes.items())
-
-
-RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}}
 
 
 def may_fail(*statuses: int):
