@@ -53,8 +53,8 @@ def test_gunicorn_settings_are_typed_with_their_defaults():
     assert (settings.gunicorn_preload, settings.gunicorn_reuse_port, settings.gunicorn_access_log) == (True, False, "-")
     parsed = Settings.from_env({"GUNICORN_WORKER_CLASS": " GThread ", "GUNICORN_PRELOAD": "no",
                                 "GUNICORN_REUSE_PORT": "1", "WEB_CONCURRENCY": "4"})
-    assert (parsed.gunicorn_worker_class, parsed.gunicorn_preload, parsed.gunicorn_reuse_port) == ("gthread", False, True)
-    assert parsed.gunicorn_workers == 4
+    assert (parsed.gunicorn_worker_class, parsed.gunicorn_workers) == ("gthread", 4)
+    assert (parsed.gunicorn_preload, parsed.gunicorn_reuse_port) == (False, True)
 
 
 def test_an_empty_access_log_variable_turns_it_off_and_an_unset_one_keeps_stdout():
