@@ -1,5 +1,8 @@
 """The README and docs/ stay navigable and true: every link and anchor resolves, every setting is documented."""
 import re
+import shlex
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -117,3 +120,23 @@ def test_the_configuration_reference_lists_every_setting_with_its_default():
             assert cell.startswith("empty"), f"{name}: documented default {cell!r}, but it is empty"
         elif default != "":
             assert cell.startswith(f"`{shown(default)}`"), f"{name}: documented default {cell!r}, but it is {default!r}"
+
+
+def test_the_readme_operator_commands_run_as_written(tmp_path):
+    block = re.search(r"## Operator commands.*?```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    commands = [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
+    assert any("disable-user" in c for c in commands) and any("enable-user" in c for c in commands)
+    venv_bin = Path(sys.executable).parent
+    # As in a fresh shell: no activated venv, nothing on PATH but the system's.
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'ops.db'}"}
+    password = "correct horse battery\n" * 2  # create-user asks for it twice
+    said = []
+    for command in commands:
+        assert command.startswith(".venv/bin/"), command
+        argv = [str(venv_bin / shlex.split(command)[0].removeprefix(".venv/bin/")), *shlex.split(command)[1:]]
+        done = subprocess.run(argv, cwd=ROOT, env=env, input=password, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (command, done.stderr)
+        said.append(done.stdout)
+    assert [line.split(" (")[0] for out in said[1:] for line in out.splitlines()] == [
+        "created user ada@example.com", "created organisation 'Acme'", "disabled user ada@example.com",
+        "enabled user ada@example.com"]
