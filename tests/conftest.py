@@ -4,7 +4,7 @@ import os
 import pytest
 
 from app import create_app
-from tests.fakes.llm_provider import FakeLLM
+from bench.fake_model import FakeModelServer
 from tests.support.auth import AuthActions
 from tests.support.databases import PrivatePostgres, postgres_available, sqlite_copy, sqlite_template
 
@@ -125,7 +125,7 @@ def db_session(app):
 
 @pytest.fixture(scope="session")
 def _fake_llm_server():
-    with FakeLLM() as fake:
+    with FakeModelServer() as fake:
         yield fake
 
 

@@ -6,7 +6,7 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.test_errors import assert_error
 
 # A database of its own (one per parallel test process): these tests flush it.

@@ -7,7 +7,7 @@ import redis
 import requests
 from prometheus_client import REGISTRY
 
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.support.gateway import gateway
 from tests.support.servers import wait_until
 from tests.support.workers import one_connection_per_worker

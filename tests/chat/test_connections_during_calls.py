@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from tests.chat.conftest import OLLAMA_MODEL
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.test_api_keys import bearer, create_key
 
 

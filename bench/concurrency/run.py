@@ -17,14 +17,13 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from ..common.report import default_output, write_results
+from ..common.servers import FakeModel, Gateway
 from . import report, scenarios
-from .servers import FakeUpstream, Gateway
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.concurrency", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke test of the tooling")
     parser.add_argument("--streams", type=int, default=1000, help="concurrent streamed chats")
     parser.add_argument("--tokens", type=int, default=20, help="tokens per streamed reply")
@@ -51,7 +50,7 @@ def gateway_env(args, worker_class: str) -> dict:
             "GUNICORN_THREADS": str(args.threads), "GUNICORN_HEADER_TIMEOUT": str(args.header_timeout)}
 
 
-async def measure_model(args, worker_class: str, fake: FakeUpstream, log_dir: Path) -> dict[str, list[dict]]:
+async def measure_model(args, worker_class: str, fake: FakeModel, log_dir: Path) -> dict[str, list[dict]]:
     runs: dict[str, list[dict]] = {"streams": [], "slow_headers": [], "hung_upstream": []}
     stream_timeout = args.seconds + 10
     with Gateway(log_dir, upstream_url=fake.url, database_url=args.database_url,
@@ -73,7 +72,7 @@ async def measure_model(args, worker_class: str, fake: FakeUpstream, log_dir: Pa
 async def main_async(args) -> Path:
     log_dir = Path(tempfile.mkdtemp(prefix="gateway-bench-logs-"))
     results: dict[str, dict[str, list[dict]]] = {}
-    with FakeUpstream(log_dir, tokens=args.tokens, seconds=args.seconds) as fake:
+    with FakeModel(log_dir, tokens=args.tokens, seconds=args.seconds) as fake:
         ceiling = []
         for run in range(args.repeat):
             print(f"  ceiling run {run + 1}/{args.repeat}", flush=True)
@@ -82,13 +81,10 @@ async def main_async(args) -> Path:
             results[worker_class] = await measure_model(args, worker_class, fake, log_dir)
     text = report.markdown(args, ceiling, results)
     print(text)
-    output = args.output or RESULTS / f"concurrency-{report.stamp()}-{'quick' if args.quick else 'full'}.md"
-    return report.write_results(output, text, {"ceiling": ceiling, "models": results}, log_dir)
+    output = args.output or default_output("concurrency", "quick" if args.quick else "full")
+    return write_results(output, text, {"ceiling": ceiling, "models": results}, log_dir)
 
 
 def main(argv=None) -> None:
     asyncio.run(main_async(parse_args(argv)))
 
-
-if __name__ == "__main__":
-    main()

@@ -27,6 +27,7 @@ class StreamResult:
     tokens: int = 0
     ended: bool = False  # saw the protocol's end marker
     error: str | None = None
+    body: bytes = b""  # the start of an answer that was not a 200: the server's reason
 
     @property
     def ok(self) -> bool:
@@ -103,6 +104,9 @@ async def stream(host: str, port: int, path: str, payload: dict, *, headers: dic
         writer.write(_request_bytes("POST", host, port, path, headers, body))
         result.status, response_headers = await _read_head(reader)
         buffer = b""
+        if result.status != 200:
+            result.body = b"".join([chunk async for chunk in body_chunks(reader, response_headers)])[:1000]
+            return
         async for chunk in body_chunks(reader, response_headers):
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")

@@ -9,10 +9,10 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from . import client
-from .client import percentile
-from .keepalive import Connection, Timed
-from .servers import HOST
+from ..common import client
+from ..common.client import percentile
+from ..common.keepalive import Connection, Timed
+from ..common.servers import HOST
 
 MODEL = "llama3.1"
 PROMPT = [{"role": "user", "content": "hi"}]

@@ -27,8 +27,6 @@ Writes Markdown and JSON to bench/results/ (limits-*).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -44,10 +42,9 @@ from app.limits import limiter
 from app.migrate import upgrade
 from app.stream_limit import LocalSlots, RedisSlots
 
-from . import report
-
-RESULTS = Path(__file__).resolve().parent / "results"
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+from ..common.databases import ScratchDatabase
+from ..common.report import default_output, write_results
+from .report import markdown
 REDIS_URL = "redis://127.0.0.1:6379/15"
 BASE_ENV = {"APP_ENV": "test", "LOG_LEVEL": "WARNING", "JWT_SECRET_KEY": "bench-secret-long-enough-for-hs256-signing",
             "PASSWORD_HASH_COST": "10", "METRICS_ENABLED": "false", "RATE_LIMITS_ENABLED": "false"}
@@ -180,23 +177,6 @@ def budget(database_url: str, *, blocks: int, per_block: int) -> dict:
         app.extensions["db_engine"].dispose()
 
 
-def _postgres_database():
-    from sqlalchemy import create_engine, text
-
-    name = f"bench_limits_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_ADMIN.replace("postgresql://", "postgresql+psycopg2://"),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}", drop
-
-
 def _flush_redis(url: str) -> None:
     import redis
 
@@ -227,50 +207,8 @@ def measure_direct(redis_url: str, *, blocks: int, per_block: int) -> dict:
         redis_slots._client.close()
 
 
-# (key, what, guarded route: the baseline its ratio is against)
-ROWS = [
-    ("revocation", "JWT revocation check (one query)", "GET /auth/me"),
-    ("rate_limit_memory", "rate limit `chat_user`, memory://", "chat refused 404"),
-    ("rate_limit_redis", "rate limit `chat_user`, Redis", "chat refused 404"),
-    ("stream_cap_memory", "open streams per user, memory: take + release", "GET /auth/me"),
-    ("stream_cap_redis", "open streams per user, Redis: take + release", "GET /auth/me"),
-    ("budget_with_budget", "org budget, org with a budget (one query)", "GET /auth/me"),
-    ("budget_without_budget", "org budget, org without one (one query)", "GET /auth/me"),
-    ("chat_cap", "per-worker chat cap: acquire + release", "GET /auth/me"),
-]
-
-
-def markdown(results: dict, *, blocks: int, per_block: int, direct_per_block: int) -> str:
-    lines = [f"# What each limit costs per request, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
-             f"- Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; "
-             "shared with other work (load average "
-             f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end), so numbers are noisy.",
-             f"- One process, Flask test client (no network, no gunicorn, no metrics): {blocks} alternated blocks "
-             f"on/off of {per_block} requests; direct calls {direct_per_block} per block (x10 for the in-process "
-             "caps). Medians of the blocks' means, [fastest block, slowest block].",
-             "- cost = on - off; ratio = on / off for requests; for direct calls, cost / the guarded request "
-             "(GET /auth/me on that database, the 'off' column of the revocation row; the rate-limit rows' "
-             "baseline is a chat refused with 404 at its first query).", "",
-             "| database | limit | on | off | cost | ratio |", "|---|---|---|---|---|---|"]
-    for database, measured in results.items():
-        # The in-process caps touch no database: their baseline is SQLite's.
-        baseline = (measured.get("revocation") or results["sqlite"]["revocation"])["off_us"]
-        for key, what, guarded in ROWS:
-            r = measured.get(key)
-            if r is None:
-                continue
-            if key.startswith(("revocation", "rate_limit")):
-                ratio = f"{r['on_us'] / r['off_us']:.3f} of {guarded}"
-            else:
-                ratio = f"+{100 * r['cost_us'] / baseline:.2f} % of {guarded}"
-            r["ratio"] = ratio
-            lines.append(f"| {database} | {what} | {r['on_us']} µs {r['spread_on_us']} | {r['off_us']} µs "
-                         f"{r['spread_off_us']} | {r['cost_us']} µs | {ratio} |")
-    return "\n".join(lines) + "\n"
-
-
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.limits", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
     parser.add_argument("--blocks", type=int, default=20, help="blocks of each kind, alternated")
     parser.add_argument("--per-block", type=int, default=200, help="requests per block")
@@ -285,20 +223,14 @@ def main(argv=None) -> None:
         upgrade(sqlite_url)
         results["sqlite"] = measure_database(sqlite_url, args.redis_url, blocks=blocks, per_block=per_block,
                                              direct_per_block=direct)
-    postgres_url, drop = _postgres_database()
-    try:
-        upgrade(Settings.from_env({"DATABASE_URL": postgres_url, "JWT_SECRET_KEY": "unused"}).database_url)
-        results["postgresql"] = measure_database(postgres_url, args.redis_url, blocks=blocks, per_block=per_block,
+    with ScratchDatabase(True, "bench_limits") as postgres:
+        upgrade(Settings.from_env({"DATABASE_URL": postgres.url, "JWT_SECRET_KEY": "unused"}).database_url)
+        results["postgresql"] = measure_database(postgres.url, args.redis_url, blocks=blocks, per_block=per_block,
                                                  direct_per_block=direct)
-    finally:
-        drop()
     results["none (in process)"] = measure_direct(args.redis_url, blocks=blocks, per_block=direct)
     text = markdown(results, blocks=blocks, per_block=per_block, direct_per_block=direct)
     print(text)
     suffix = "quick" if args.quick else "full"
-    output = args.output or RESULTS / f"limits-{report.stamp()}-{suffix}.md"
-    report.write_results(output, text, results, "-")
+    output = args.output or default_output("limits", suffix)
+    write_results(output, text, results, "-")
 
-
-if __name__ == "__main__":
-    main()

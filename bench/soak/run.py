@@ -3,7 +3,7 @@
     python -m bench.soak                                  # 60 s, 3 workers, SQLite
     python -m bench.soak --duration 600 --database postgresql
 
-Starts the fake upstream and the gateway (`gunicorn -c gunicorn.conf.py wsgi:app`,
+Starts the fake model server and the gateway (`gunicorn -c gunicorn.conf.py wsgi:app`,
 gevent workers, production settings, rate limits at their defaults), registers
 users, then drives normal users (sign-up, login, conversations, whole and streamed
 chats, some streams left early, paging, orgs, /v1 with API keys), abuse (a
@@ -19,29 +19,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from . import report, soak_checks as checks
-from .client import percentile
-from .overhead import Database
-from .servers import FakeUpstream, Gateway
-from .soak_scenarios import Soak
-from .soak_traffic import Gateway as Client, Pacer, Record
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from ..common.client import percentile
+from ..common.databases import ScratchDatabase
+from ..common.report import default_output, now, write_results
+from ..common.servers import FakeModel, Gateway
+from . import checks
+from .scenarios import Soak
+from .traffic import Gateway as Client, Pacer, Record
 NORMAL = {"chat_whole": 25, "chat_stream": 20, "v1_completion": 10, "read_messages": 10, "list_conversations": 8,
           "create_conversation": 5, "org_operations": 3, "login": 3, "new_user": 1}
 ABUSE = {"bad_input": 6, "bad_credentials": 2, "unknown_model": 2}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=60, help="seconds of traffic, after set-up")
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
@@ -102,10 +99,10 @@ async def traffic(args, soak: Soak, gateway: Gateway) -> dict:
         next_sample = started
         while time.monotonic() < deadline:
             await asyncio.sleep(max(0.0, min(next_sample, deadline) - time.monotonic()))
-            now = time.monotonic() - started
+            elapsed = time.monotonic() - started
             rss = checks.rss_by_worker(gateway.worker_pids())
-            memory["samples"].append({"t": round(now, 1), "mib": {p: round(v / checks.MIB, 1) for p, v in rss.items()}})
-            if "after_warmup" not in memory and now >= args.warmup:
+            memory["samples"].append({"t": round(elapsed, 1), "mib": {p: round(v / checks.MIB, 1) for p, v in rss.items()}})
+            if "after_warmup" not in memory and elapsed >= args.warmup:
                 memory["after_warmup"] = rss
             next_sample += max(1.0, args.duration / 30)
         memory["at_end"] = checks.rss_by_worker(gateway.worker_pids())  # still under load, like the first
@@ -120,8 +117,8 @@ async def traffic(args, soak: Soak, gateway: Gateway) -> dict:
 
 
 async def run(args, log_dir: Path) -> dict:
-    with Database(args.database == "postgresql") as database, \
-            FakeUpstream(log_dir, tokens=args.tokens, seconds=args.reply_seconds) as fake, \
+    with ScratchDatabase(args.database == "postgresql", "bench_soak") as database, \
+            FakeModel(log_dir, tokens=args.tokens, seconds=args.reply_seconds) as fake, \
             Gateway(log_dir, upstream_url=fake.url, database_url=database.url, env=gateway_env(args)) as gateway:
         record = Record()
         soak = Soak(Client(gateway.port, record), fault_500=args.fault_500, fault_hang=args.fault_hang, seed=args.seed)
@@ -142,12 +139,7 @@ async def run(args, log_dir: Path) -> dict:
         }
         return {"checks": results, "ran": ran, "requests": _request_table(record), "latency": _latency(record),
                 "users": len(soak.users),
-                "fake_upstream": json.loads(urllib_get(f"{fake.url}/_bench/stats"))}
-
-
-def urllib_get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.read()
+                "fake_upstream": fake.stats()}
 
 
 def _latency(record: Record) -> dict[str, dict[str, float]]:
@@ -177,7 +169,7 @@ CHECK_TITLES = {"no_unexpected_5xx": "1. No 5xx that was not injected",
 
 def markdown(args, results: dict) -> str:
     ran = results["ran"]
-    lines = [f"# Soak, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+    lines = [f"# Soak, {now()}", "",
              f"- {args.duration:g} s of traffic ({ran['seconds']:.0f} s with the last requests), "
              f"{args.workers} gevent workers, {args.database}, rate limits at their defaults, "
              f"1 trusted proxy (each client its own address)",
@@ -207,13 +199,10 @@ def main(argv=None) -> int:
     results = asyncio.run(run(args, log_dir))
     text = markdown(args, results)
     print(text)
-    output = args.output or RESULTS / f"soak-{report.stamp()}-{args.database}-{args.duration:g}s.md"
-    report.write_results(output, text, {"settings": vars(args) | {"output": output.name}, **results}, log_dir)
+    output = args.output or default_output("soak", args.database, f"{args.duration:g}s")
+    write_results(output, text, {"settings": vars(args) | {"output": output.name}, **results}, log_dir)
     failed = [CHECK_TITLES[name] for name, (passed, _) in results["checks"].items() if not passed]
     for title in failed:
         print(f"soak: FAILED: {title}", file=sys.stderr)
     return 1 if failed else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import jwt
 
-from .fake_upstream import FAULT_500, FAULT_HANG
-from .soak_traffic import Chat, Gateway
+from ..fake_model import FAULT_500, FAULT_HANG
+from .traffic import Chat, Gateway
 
 PASSWORD = "soak password, long enough"
 MODEL = "llama3.1"

@@ -9,7 +9,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
-from .soak_traffic import Record
+from .traffic import Record
 
 MIB = 1 << 20
 

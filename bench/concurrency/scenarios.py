@@ -6,9 +6,9 @@ import json
 import time
 from collections import Counter
 
-from . import client
-from .client import percentile
-from .servers import HOST, FakeUpstream, Gateway
+from ..common import client
+from ..common.client import percentile
+from ..common.servers import HOST, FakeModel, Gateway
 
 
 async def login(gateway: Gateway, email: str, conversations: int) -> tuple[dict, list[str]]:
@@ -55,7 +55,7 @@ def _stream_summary(results: list[client.StreamResult], wall: float, cpu: float)
     }
 
 
-async def ceiling(fake: FakeUpstream, streams: int, timeout: float) -> dict:
+async def ceiling(fake: FakeModel, streams: int, timeout: float) -> dict:
     """The tool's own ceiling: the load client straight against the fake upstream, no gateway."""
     payload = {"model": "llama3.1", "messages": [{"role": "user", "content": "hi"}], "stream": True}
     started, cpu = time.monotonic(), time.process_time()
@@ -103,19 +103,20 @@ async def slow_headers(gateway: Gateway, sockets: int, hold: float) -> dict:
             **{f"livez_{k}": v for k, v in probe.items()}}
 
 
-async def hung_upstream(gateway: Gateway, fake: FakeUpstream, headers: dict, conversations: list[str],
+async def hung_upstream(gateway: Gateway, fake: FakeModel, headers: dict, conversations: list[str],
                         hold: float) -> dict:
     """Chats against a model server that never answers: clients give up after `hold` seconds."""
-    await client.request(HOST, fake.port, "POST", "/_bench/mode", json_body={"mode": "hang"})
+    previous = json.loads((await client.request(HOST, fake.port, "GET", "/_fake/script")).body)
+    await client.request(HOST, fake.port, "POST", "/_fake/script", json_body={"hang": True})
     try:
         work = asyncio.gather(*(client.stream(HOST, gateway.port, f"/conversations/{cid}/stream",
                                               {"content": "hi"}, headers=headers, timeout=hold)
                                 for cid in conversations))
         results, probe = await _with_probe(gateway.port, work)
         await asyncio.sleep(1.0)
-        stats = json.loads((await client.request(HOST, fake.port, "GET", "/_bench/stats")).body)
+        stats = json.loads((await client.request(HOST, fake.port, "GET", "/_fake/stats")).body)
     finally:
-        await client.request(HOST, fake.port, "POST", "/_bench/mode", json_body={"mode": "stream"})
+        await client.request(HOST, fake.port, "POST", "/_fake/script", json_body=previous)
     statuses = Counter(str(r.status or r.error) for r in results)
     return {"chats": len(conversations), "statuses": dict(statuses),
             "upstream_open_1s_after_leaving": stats["open"],

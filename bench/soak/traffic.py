@@ -15,9 +15,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from . import client
-from .fake_upstream import FAULT_500, FAULT_HANG, LONG_REPLY
-from .servers import HOST
+from ..common import client
+from ..common.servers import HOST
+from ..fake_model import FAULT_500, FAULT_HANG, LONG_REPLY
 
 REQUEST_TIMEOUT = 60.0  # above the gateway's upstream read timeout (3 s) and pool wait (30 s) in the soak
 TRANSPORT_ERRORS = (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError)

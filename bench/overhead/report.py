@@ -1,12 +1,9 @@
 """The overhead results as Markdown: machine, versions, settings, one table per measurement, and the targets."""
 from __future__ import annotations
 
-import os
-import platform
 import statistics
-import time
 
-from .report import _memory_gib, _pool, _table, _version
+from ..common.report import machine, now, pool, table, versions
 
 TARGETS = "added p50 <= 3 ms and p99 <= 8 ms at concurrency 1; TTFT added p50 <= 3 ms; >= 600 turns/s at " \
           "concurrency 16; metrics cost <= 5%; /metrics <= 50 ms at 8 workers after 1,000 restarts"
@@ -92,50 +89,46 @@ def markdown(args, results: dict) -> str:
                    for n, s in scrapes["by_restarts"].items()]
     header = ["", "through the gateway", "straight to the fake", "added"]
     return "\n\n".join([
-        f"# Overhead benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f"# Overhead benchmark, {now()}"
         f"{' (quick: sizes too small for conclusions)' if args.quick else ''}",
         f"- Command: `python -m bench.overhead{' --quick' if args.quick else ''}{' --postgres' if args.postgres else ''}`"
         f" ({results['wall_seconds']:.0f} s)\n"
-        f"- Machine: {os.cpu_count()} cores, {_memory_gib():.1f} GiB memory, {platform.platform()}, Python "
-        f"{platform.python_version()}; load average at the end {os.getloadavg()[0]:.2f}; shared with other work, "
-        f"so numbers are noisy\n"
-        f"- Versions: gunicorn {_version('gunicorn')}, gevent {_version('gevent')}, flask {_version('flask')}, "
-        f"SQLAlchemy {_version('sqlalchemy')}, psycopg2 {_version('psycopg2-binary')}, requests {_version('requests')}, "
-        f"prometheus-client {_version('prometheus-client')}\n"
+        f"- Machine: {machine()}\n"
+        f"- Versions: {versions('gunicorn', 'gevent', 'flask', 'sqlalchemy', 'psycopg2-binary', 'requests', 'prometheus-client')}\n"
         f"- Gateway: `gunicorn -c gunicorn.conf.py wsgi:app`, gevent, {args.workers} workers, APP_ENV=production, "
-        f"access log off, rate limits on (memory, chat limit raised for one user), database {database}, pool {_pool()}"
+        f"access log off, rate limits on (memory, chat limit raised for one user), database {database}, pool {pool()}"
         f" per worker; every chat stores both messages before replying\n"
-        f"- Fake upstream: asyncio, Ollama protocol, {args.tokens}-token replies sent at once; load client: asyncio, "
+        f"- Fake model server (bench.fake_model): asyncio, Ollama protocol, {args.tokens}-token replies sent at once; load client: asyncio, "
         f"keep-alive connections on loopback. Concurrency 1: {args.requests} requests per side per run, gateway and "
         f"direct alternated; concurrency {args.concurrency}: {args.rounds} rounds of {args.seconds:g} s per side, "
         f"alternated. {args.repeat} run(s) at concurrency 1: medians, range in brackets. Each conversation "
         f"takes 10 turns, then a fresh one (turns beyond the prepared conversations: "
         f"{chat.get('conversation_turns_reused', 0)})",
-        "## Targets\n\n" + _table(["", "target", "measured", "met"], targets(results)),
-        "## (1) Whole chats, concurrency 1\n\n" + _table(header, _latency_rows(chat["chat_c1"], "total"))
+        "## Targets\n\n" + table(["", "target", "measured", "met"], targets(results)),
+        "## (1) Whole chats, concurrency 1\n\n" + table(header, _latency_rows(chat["chat_c1"], "total"))
         + "\n\nThe gateway's own figure, `X-Gateway-Overhead-Ms`: p50 "
         + spread_ms(chat["chat_c1"], "header_overhead_p50") + ", p99 " + spread_ms(chat["chat_c1"], "header_overhead_p99"),
         f"## (1) Whole chats, concurrency {args.concurrency}\n\n"
-        + _table(["", "turns/s", "latency p50", "latency p99", "errors"], _load_rows(chat["chat_load"])),
+        + table(["", "turns/s", "latency p50", "latency p99", "errors"], _load_rows(chat["chat_load"])),
         "## (2) Streamed chats, concurrency 1\n\nTime to first token:\n\n"
-        + _table(header, _latency_rows(chat["stream_c1"], "ttft"))
-        + "\n\nWhole stream:\n\n" + _table(header, _latency_rows(chat["stream_c1"], "total")),
+        + table(header, _latency_rows(chat["stream_c1"], "ttft"))
+        + "\n\nWhole stream:\n\n" + table(header, _latency_rows(chat["stream_c1"], "total")),
         f"## (3) The cost of the metrics (METRICS_ENABLED=false), concurrency {args.concurrency}\n\n"
-        + _table(["", "turns/s", "latency p50", "latency p99", "errors"], _load_rows(chat["metrics_cost"]))
+        + table(["", "turns/s", "latency p50", "latency p99", "errors"], _load_rows(chat["metrics_cost"]))
         + f"\n\nCost: {'–' if cost is None else f'{cost:.1%}'} of throughput. At concurrency 1, metrics on vs off:\n\n"
-        + _table(["", "metrics on", "metrics off", "difference"], _latency_rows(chat["metrics_cost_c1"], "total")),
+        + table(["", "metrics on", "metrics off", "difference"], _latency_rows(chat["metrics_cost_c1"], "total")),
         "## (4) /metrics latency\n\nBy worker count (gevent, after chat traffic on every worker; "
         f"{args.scrapes} sequential scrapes):\n\n"
-        + _table(["workers", "API port p50", "API port p99", "master p50", "master p99", "bytes", "errors"], by_workers)
+        + table(["workers", "API port p50", "API port p99", "master p50", "master p99", "bytes", "errors"], by_workers)
         + "\n\nAfter worker restarts (8 `gthread` workers with GUNICORN_MAX_REQUESTS=1, so each `/livez` request "
         "ends its worker; gthread because a gevent worker only notices max_requests on its 1 s loop tick), "
         "scraped on the master's listener:\n\n"
-        + _table(["restarts", "recycled since the row above", "p50", "p99", "bytes", "errors"], by_restarts),
+        + table(["restarts", "recycled since the row above", "p50", "p99", "bytes", "errors"], by_restarts),
         f"## (5) The floor: a bare Flask hello under gunicorn's gevent worker ({args.workers} workers)\n\n"
-        + "Concurrency 1:\n\n" + _table(["", "bare Flask hello", "fake upstream GET /", "difference"],
+        + "Concurrency 1:\n\n" + table(["", "bare Flask hello", "fake upstream GET /", "difference"],
                                         _latency_rows(chat["floor_c1"], "total"))
-        + "\n\n" + _table(["", "gateway /livez", "fake upstream GET /", "difference"],
+        + "\n\n" + table(["", "gateway /livez", "fake upstream GET /", "difference"],
                           _latency_rows(chat["livez_c1"], "total"))
         + f"\n\nConcurrency {args.concurrency}:\n\n"
-        + _table(["", "requests/s", "latency p50", "latency p99", "errors"], _load_rows(chat["floor_load"])),
+        + table(["", "requests/s", "latency p50", "latency p99", "errors"], _load_rows(chat["floor_load"])),
     ]) + "\n"

@@ -23,19 +23,17 @@ import time
 import uuid
 from pathlib import Path
 
-from . import overhead_report, report
-from . import overhead_scenarios as scenarios
-from .servers import HOST, FakeUpstream, Gateway, Process, free_port
-
-RESULTS = Path(__file__).resolve().parent / "results"
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+from ..common.databases import ScratchDatabase
+from ..common.report import default_output, write_results
+from ..common.servers import HOST, FakeModel, Gateway, Process, free_port
+from . import report, scenarios
 # Production wants one: without it /metrics on the API port answers 404.
 METRICS_TOKEN = "bench-metrics-token-" + uuid.uuid4().hex
 SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one run, under a minute")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL at 127.0.0.1:5432 instead of SQLite")
     parser.add_argument("--workers", type=int, default=2, help="gateway workers (one per core)")
@@ -65,39 +63,12 @@ def gateway_env(args, **extra) -> dict:
             "METRICS_TOKEN": METRICS_TOKEN, **extra}
 
 
-class Database:
-    """SQLite: a fresh file per gateway (None). PostgreSQL: one fresh database for the run, dropped after."""
-
-    def __init__(self, postgres: bool):
-        self.name = f"bench_overhead_{uuid.uuid4().hex[:8]}" if postgres else None
-        self.url = f"postgresql://postgres@127.0.0.1:5432/{self.name}" if postgres else None
-
-    def __enter__(self):
-        if self.name:
-            self._admin(f"CREATE DATABASE {self.name}")
-        return self
-
-    def __exit__(self, *exc):
-        if self.name:
-            self._admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
-
-    @staticmethod
-    def _admin(sql: str) -> None:
-        import psycopg2
-
-        connection = psycopg2.connect(POSTGRES_ADMIN)
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-        connection.close()
-
-
 class Hello(Process):
     def __init__(self, log_dir: Path, workers: int):
         self.port = free_port()
         # Its own (empty) config: gunicorn would otherwise read the gateway's gunicorn.conf.py from the directory.
-        argv = [sys.executable, "-m", "gunicorn", "-c", "python:bench.hello", "-k", "gevent", "-w", str(workers),
-                "-b", f"{HOST}:{self.port}", "--worker-connections", "2000", "bench.hello:app"]
+        argv = [sys.executable, "-m", "gunicorn", "-c", "python:bench.overhead.hello", "-k", "gevent", "-w", str(workers),
+                "-b", f"{HOST}:{self.port}", "--worker-connections", "2000", "bench.overhead.hello:app"]
         super().__init__(f"hello-{self.port}", argv, None, f"http://{HOST}:{self.port}/", log_dir)
 
 
@@ -105,14 +76,14 @@ TURNS_PER_CONVERSATION = 10  # so a prompt carries at most 18 past messages
 MAX_TURNS_PER_SECOND = 1000  # what a pool is topped up for before a load round (beyond: conversations reused)
 
 
-async def user_routes(gateway: Gateway, fake: FakeUpstream):
+async def user_routes(gateway: Gateway, fake: FakeModel):
     headers = await scenarios.login(gateway.port, f"bench-{uuid.uuid4().hex[:8]}@example.com")
     pool = scenarios.Conversations(gateway.port, headers, TURNS_PER_CONVERSATION)
     return (pool, scenarios.chat_routes(gateway.port, fake.port, headers, pool, stream=False),
             scenarios.chat_routes(gateway.port, fake.port, headers, pool, stream=True))
 
 
-async def chat_measurements(args, fake: FakeUpstream, database_url: str | None, log_dir: Path) -> dict:
+async def chat_measurements(args, fake: FakeModel, database_url: str | None, log_dir: Path) -> dict:
     results: dict = {}
     with Gateway(log_dir, upstream_url=fake.url, database_url=database_url, env=gateway_env(args)) as gateway, \
             Gateway(log_dir, upstream_url=fake.url, database_url=database_url,
@@ -154,7 +125,7 @@ async def chat_measurements(args, fake: FakeUpstream, database_url: str | None, 
     return results
 
 
-async def metrics_measurements(args, fake: FakeUpstream, database_url: str | None, log_dir: Path) -> dict:
+async def metrics_measurements(args, fake: FakeModel, database_url: str | None, log_dir: Path) -> dict:
     results: dict = {"by_workers": {}, "by_restarts": {}}
     for workers in [int(w) for w in args.metrics_workers.split(",")]:
         print(f"  (4) /metrics with {workers} workers", flush=True)
@@ -194,21 +165,18 @@ async def _wait_for_workers(gateway: Gateway, count: int, timeout: float = 30.0)
 async def main_async(args) -> Path:
     log_dir = Path(tempfile.mkdtemp(prefix="gateway-bench-logs-"))
     started = time.monotonic()
-    with Database(args.postgres) as database, FakeUpstream(log_dir, tokens=args.tokens, seconds=0.0) as fake:
+    with ScratchDatabase(args.postgres, "bench_overhead") as database, FakeModel(log_dir, tokens=args.tokens, seconds=0.0) as fake:
         results = {"chat": await chat_measurements(args, fake, database.url, log_dir),
                    "metrics": await metrics_measurements(args, fake, database.url, log_dir)}
     results["wall_seconds"] = time.monotonic() - started
-    text = overhead_report.markdown(args, results)
+    text = report.markdown(args, results)
     print(text)
     database_name = "postgres" if args.postgres else "sqlite"
-    output = args.output or RESULTS / f"overhead-{report.stamp()}-{database_name}-{'quick' if args.quick else 'full'}.md"
-    return report.write_results(output, text, {"settings": vars(args) | {"output": output.name}, **results},
+    output = args.output or default_output("overhead", database_name, "quick" if args.quick else "full")
+    return write_results(output, text, {"settings": vars(args) | {"output": output.name}, **results},
                                 log_dir)
 
 
 def main(argv=None) -> None:
     asyncio.run(main_async(parse_args(argv)))
 
-
-if __name__ == "__main__":
-    main()

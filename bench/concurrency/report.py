@@ -1,41 +1,9 @@
-"""The results as a Markdown document: the machine, the versions, the settings, and one table per scenario."""
+"""The concurrency results as Markdown: the machine, the versions, the settings, and one table per scenario."""
 from __future__ import annotations
 
-import json
-import os
-import platform
 import statistics
-import time
-from importlib import metadata
-from pathlib import Path
 
-from app.config import Settings
-
-
-def write_results(output: Path, text: str, data: dict, log_dir) -> Path:
-    """The Markdown table and the same numbers as JSON beside it."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    output.with_suffix(".json").write_text(json.dumps(data, indent=1, default=str))
-    print(f"results written to {output} (logs in {log_dir})")
-    return output
-
-
-def stamp() -> str:
-    return time.strftime("%Y-%m-%d-%H%M", time.gmtime())
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _memory_gib() -> float:
-    with open("/proc/meminfo") as meminfo:
-        kib = int(next(line for line in meminfo if line.startswith("MemTotal:")).split()[1])
-    return kib / 2**20
+from ..common.report import machine, now, pool, table, versions
 
 
 def _median(runs: list[dict], key: str):
@@ -73,18 +41,6 @@ def _probes_failed(runs: list[dict]) -> str:
     return f"{sum(run.get('livez_failed', 0) for run in runs)}/{sum(run.get('livez_probes', 0) for run in runs)}"
 
 
-def _pool() -> str:
-    defaults = Settings()
-    size = os.environ.get("DB_POOL_SIZE", defaults.db_pool_size)
-    overflow = os.environ.get("DB_MAX_OVERFLOW", defaults.db_max_overflow)
-    return f"{size} + {overflow} overflow"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-
-
 def markdown(args, ceiling: list[dict], models: dict[str, dict[str, list[dict]]]) -> str:
     stream_rows = [["client → fake upstream (tool ceiling)", _spread(ceiling, "errors", ""),
                     _spread(ceiling, "ttft_p95", "ms"), _spread(ceiling, "done_max", "s"), "–", "–", "–",
@@ -104,26 +60,24 @@ def markdown(args, ceiling: list[dict], models: dict[str, dict[str, list[dict]]]
                           _fmt(_median(u, "upstream_open_1s_after_leaving"))])
     threads = f", {args.threads} threads each for gthread" if "gthread" in models else ""
     return "\n\n".join([
-        f"# Concurrency benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        f"- Machine: {os.cpu_count()} cores, {_memory_gib():.1f} GiB memory, {platform.platform()}, "
-        f"Python {platform.python_version()}; shared with other work, so numbers are noisy.\n"
-        f"- Versions: gunicorn {_version('gunicorn')}, gevent {_version('gevent')}, flask {_version('flask')}, "
-        f"requests {_version('requests')}, SQLAlchemy {_version('sqlalchemy')}\n"
+        f"# Concurrency benchmark, {now()}",
+        f"- Machine: {machine()}.\n"
+        f"- Versions: {versions('gunicorn', 'gevent', 'flask', 'requests', 'sqlalchemy')}\n"
         f"- Gateway: `gunicorn -c gunicorn.conf.py wsgi:app`, {args.workers} workers{threads}, "
         f"header timeout {args.header_timeout} s, database {'SQLite (fresh file)' if not args.database_url else 'PostgreSQL'}, "
-        f"pool {_pool()} per worker\n"
+        f"pool {pool()} per worker\n"
         f"- Load: {args.streams} concurrent streams of {args.tokens} tokens over {args.seconds:g} s; "
         f"{args.slow_sockets} slow-header sockets (1 byte/s, held {args.header_timeout + 3} s); "
         f"{args.hung} chats against a hung upstream (clients leave after {args.hung_hold:g} s). "
         f"{args.repeat} run(s) each: medians, range in brackets.",
-        "## Concurrent streams\n\n" + _table(
+        "## Concurrent streams\n\n" + table(
             ["", "errors", "TTFT p95", "slowest stream", "/livez p99", "/livez failed", "KiB per open stream",
              "client CPU (cores)"],
             stream_rows),
-        "## Slow-header sockets\n\n" + _table(
+        "## Slow-header sockets\n\n" + table(
             ["serving model", "closed by the server", "time to close (max)", "/livez p50", "/livez p99",
              "/livez failed"], slow_rows),
-        "## Hung upstream\n\n" + _table(
+        "## Hung upstream\n\n" + table(
             ["serving model", "client saw", "/livez p99", "/livez failed", "upstream requests still open 1 s later"],
             hung_rows),
     ]) + "\n"

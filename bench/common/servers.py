@@ -1,6 +1,7 @@
-"""Start what a benchmark needs on loopback: the fake upstream and the gateway under gunicorn.conf.py."""
+"""The one server launcher: the fake model server and the gateway under gunicorn.conf.py, on loopback."""
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -12,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 
 
@@ -78,14 +79,28 @@ class Process:
         self.stop()
 
 
-class FakeUpstream(Process):
+class FakeModel(Process):
+    """`python -m bench.fake_model` in a process of its own, so its work never competes with the load client's."""
+
     def __init__(self, log_dir: Path, *, tokens: int, seconds: float, port: int | None = None):
         self.port = port or free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.ollama_url = self.url  # where a gateway's OLLAMA_BASE_URL points; OpenAI clients add /v1
-        argv = [sys.executable, "-m", "bench.fake_upstream", "--port", str(self.port),
+        self.openai_url = f"{self.url}/v1"
+        argv = [sys.executable, "-m", "bench.fake_model", "--port", str(self.port),
                 "--tokens", str(tokens), "--seconds", str(seconds)]
-        super().__init__(f"fake-upstream-{self.port}", argv, dict(os.environ), f"{self.url}/_bench/stats", log_dir)
+        super().__init__(f"fake-model-{self.port}", argv, dict(os.environ), f"{self.url}/_fake/stats", log_dir)
+
+    def set_script(self, **script) -> dict:
+        """Change what later requests get (the fields of bench.fake_model.Script; `tokens` and `seconds` pace)."""
+        request = urllib.request.Request(f"{self.url}/_fake/script", data=json.dumps(script).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(f"{self.url}/_fake/stats", timeout=5) as response:
+            return json.loads(response.read())
 
 
 class Gateway(Process):
