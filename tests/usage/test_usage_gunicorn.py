@@ -20,6 +20,8 @@ from tests.support.metrics import scrape
 from tests.support.servers import wait_until
 from tests.usage.conftest import FREE, PRICED, models_file
 
+pytestmark = pytest.mark.slow
+
 MODELS = (FREE, PRICED)
 NONE = (0, 0, None, 0)
 
