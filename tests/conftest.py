@@ -81,7 +81,7 @@ def app_config(database_url, app_overrides):
     """Environment-style settings for the app under test; override in a module to change them."""
     return {"DATABASE_URL": database_url, "APP_ENV": "test", "JWT_SECRET_KEY": TEST_SECRET, "LOG_LEVEL": "WARNING",
             "PASSWORD_HASH_COST": TEST_HASH_COST,
-            # Every test user registers from 127.0.0.1; tests/test_rate_limits.py turns the limits on.
+            # Every test user registers from 127.0.0.1; tests/admission/test_rate_limits.py turns the limits on.
             "RATE_LIMITS_ENABLED": "false", **app_overrides}
 
 

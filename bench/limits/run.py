@@ -35,11 +35,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app import create_app
+from app.admission.rate_limits import limiter
+from app.admission.slots import LocalSlots, RedisSlots
 from app.config import Settings
 from app.extensions import jwt
-from app.admission.rate_limits import limiter
 from app.migrate import upgrade
-from app.admission.slots import LocalSlots, RedisSlots
 
 from ..common.databases import ScratchDatabase
 from ..common.report import default_output, write_results

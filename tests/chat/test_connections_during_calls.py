@@ -10,7 +10,7 @@ import pytest
 
 from tests.chat.conftest import OLLAMA_MODEL
 from bench.fake_model import Script
-from tests.test_api_keys import bearer, create_key
+from tests.apikeys.test_api_keys import bearer, create_key
 
 
 def checked_out_while_the_model_thinks(app, fake_llm, send) -> int:

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select, update
 
 from app.models import ApiKey
-from tests.test_orgs import add
-from tests.test_access import PLACEHOLDERS, body_for, protected_routes
+from tests.orgs.test_orgs import add
+from tests.orgs.test_access import PLACEHOLDERS, body_for, protected_routes
 
 
 def create_key(client, user, **body):

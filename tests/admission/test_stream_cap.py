@@ -12,7 +12,7 @@ from tests.support.gateway import gateway
 from tests.support.servers import wait_until
 from tests.support.workers import one_connection_per_worker
 from tests.test_errors import assert_error
-from tests.test_rate_limits import REDIS_URL
+from tests.admission.test_rate_limits import REDIS_URL
 
 LIMITS = {"RATE_LIMITS_ENABLED": "true", "RATE_LIMIT_CHAT_USER": "1000/minute", "CHAT_MAX_STREAMS_PER_USER": "2"}
 # Long enough to stay open while a test looks, short enough that nothing waits for it to end.

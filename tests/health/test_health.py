@@ -7,7 +7,7 @@ def test_health_reports_database_and_settings(client):
     response = client.get("/health")
     assert response.status_code == 200
     body = response.get_json()
-    assert body.pop("providers")[0]["models"] == ["llama3.1"]  # reachability: tests/test_operations.py
+    assert body.pop("providers")[0]["models"] == ["llama3.1"]  # reachability: tests/test_operator_gunicorn.py
     assert body == {"status": "ok", "env": "test", "db": "up", "defaultModel": "llama3.1", "version": __version__}
 
 
