@@ -47,18 +47,20 @@ class ErrorSchema(Schema):
 
 # What each error status means on this gateway, and the `code`s that come with it.
 ERROR_STATUSES = {
-    400: "Invalid request: `validation_error` (per-field `details`) or `malformed_json`",
+    400: "Invalid request: `validation_error` (per-field `details`), `malformed_json`, or `malformed_body` "
+         "(a chunked encoding that is malformed, a body shorter than its Content-Length)",
     401: "Missing, invalid or expired credential: `unauthorized`, `invalid_token`, `token_expired`, "
          "`invalid_api_key`, `api_key_not_accepted`",
     403: "Authenticated, but not allowed: `forbidden` (the caller's role), `registration_closed`",
     404: "`not_found`: no such resource, or not visible to the caller",
+    408: "`request_timeout`: the body did not arrive within GUNICORN_BODY_TIMEOUT seconds",
     409: "`conflict`: the request conflicts with existing data",
     413: "`request_entity_too_large`: the body is over MAX_CONTENT_LENGTH",
     415: "`unsupported_media_type`: a body that is not `application/json`",
     429: "`too_many_requests`: over a rate limit; `Retry-After` says when to come back",
     502: "`provider_error`: the model provider is unreachable or failed",
-    503: "Out of capacity for now: `database_unavailable`, `database_busy` or `chat_capacity`; "
-         "the last two with `Retry-After`",
+    503: "Out of capacity for now: `database_unavailable`, `database_busy`, `chat_capacity` or "
+         "`rate_limit_unavailable` (the rate-limit storage is unreachable); all but the first with `Retry-After`",
     504: "`provider_timeout`: the model provider passed one of its deadlines",
 }
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}}
@@ -156,7 +158,7 @@ def error_statuses(doc: dict, doc_info: dict, method: str) -> set[int]:
     if doc_info.get("path_parameters"):
         statuses.add(404)
     if method in BODY_METHODS:
-        statuses |= {413, 415}  # checked for every body before routing (app/errors.py)
+        statuses |= {400, 408, 413, 415}  # checked for every body before routing (app/errors.py)
     if authenticated:
         statuses.add(401)
     if authenticated or method in BODY_METHODS | {"delete"}:

@@ -50,6 +50,7 @@ class Script:
                                      # or with a line that is not JSON ("garbage"; a whole reply is then a 200 HTML page)
     refuse: bool = False             # read the request, then close the connection without a word
     api_key: str | None = None       # when set, a request without this bearer key gets 401
+    echo_prompt: bool = False        # errors and garbage quote the last message, as some servers do
 
 
 @dataclass
@@ -216,17 +217,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, wire.error_body(protocol, "model and messages are required"))
             return
         if script.status != 200:
-            self._send_json(script.status, wire.error_body(protocol, "the model runner crashed"))
+            self._send_json(script.status, wire.error_body(protocol, self._crash(request, script)))
             return
         if request.stream:
             self._stream(request, script)
         else:
             self._pause(script.first_token_delay + script.token_delay * max(len(script.tokens) - 1, 0))
             if script.fail_after is not None and script.fail_mode == "garbage":
-                self._send_raw(200, "text/html", GARBAGE)
+                self._send_raw(200, "text/html", GARBAGE + self._echo(request, script).encode())
                 return
             if script.fail_after is not None:
-                self._send_json(500, wire.error_body(protocol, "the model runner crashed"))
+                self._send_json(500, wire.error_body(protocol, self._crash(request, script)))
                 return
             self._send_json(200, wire.whole_reply(request, script))
             request.tokens_sent = len(script.tokens)
@@ -241,33 +242,43 @@ class _Handler(BaseHTTPRequestHandler):
         self._pause(script.first_token_delay)
         for index, token in enumerate(script.tokens):
             if script.fail_after is not None and index == script.fail_after:
-                self._fail_mid_stream(protocol, script)
+                self._fail_mid_stream(request, script)
                 return
             if index:
                 self._pause(script.token_delay)
             self._chunk(wire.stream_token(request, token))
             request.tokens_sent += 1
         if script.fail_after is not None and script.fail_after >= len(script.tokens):
-            self._fail_mid_stream(protocol, script)
+            self._fail_mid_stream(request, script)
             return
         for event in wire.stream_end(request, script):
             self._chunk(event)
         self._write(b"0\r\n\r\n", last=True)
 
-    def _fail_mid_stream(self, protocol: str, script: Script) -> None:
+    def _fail_mid_stream(self, request: ReceivedRequest, script: Script) -> None:
+        protocol = request.protocol
         if script.fail_mode == "drop":
             self._hang_up()
             return
         if script.fail_mode == "garbage":
-            self._chunk(GARBAGE + b"\n")
+            self._chunk(GARBAGE + self._echo(request, script).encode() + b"\n")
             self._write(b"0\r\n\r\n", last=True)
             self.close_connection = True
             return
-        error = wire.error_body(protocol, "the model runner crashed")
+        error = wire.error_body(protocol, self._crash(request, script))
         self._chunk(json.dumps(error).encode() + b"\n" if protocol == "ollama"
                     else b"data: " + json.dumps(error).encode() + b"\n\n")
         self._write(b"0\r\n\r\n", last=True)
         self.close_connection = True
+
+    @staticmethod
+    def _echo(request: ReceivedRequest, script: Script) -> str:
+        messages = request.body.get("messages") or [{}]
+        return str(messages[-1].get("content", "")) if script.echo_prompt else ""
+
+    def _crash(self, request: ReceivedRequest, script: Script) -> str:
+        echo = self._echo(request, script)
+        return f"the model runner crashed on: {echo}" if echo else "the model runner crashed"
 
     def _send_json(self, status: int, body: dict[str, Any]) -> None:
         self._send_raw(status, "application/json", json.dumps(body).encode())
