@@ -194,10 +194,17 @@ def read_body() -> None:
     except Exception as exc:  # noqa: BLE001 - whatever the transfer did wrong, it is the client's to fix
         # The class only (InvalidChunkSize, NoMoreData, ClientDisconnected...): its text quotes the client's bytes.
         log.info("unreadable request body on %s %s: %s", request.method, request.path, type(exc).__name__)
-        raise ApiError(400, "malformed_body", "The request body could not be read: its chunked encoding is "
-                       "malformed, or it ended before its declared length") from None
+        raise _unreadable_body() from None
     if too_large:
         raise RequestEntityTooLarge()
+    if request.content_length is not None and len(data) < request.content_length:
+        # gunicorn ends the stream where the client stopped sending; werkzeug cannot tell that from the end.
+        raise _unreadable_body()
+
+
+def _unreadable_body() -> ApiError:
+    return ApiError(400, "malformed_body", "The request body could not be read: its chunked encoding is "
+                    "malformed, or it ended before its declared length")
 
 
 @contextmanager
