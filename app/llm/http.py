@@ -67,7 +67,7 @@ class ChatProvider:
         try:
             body = response.json()
             return self.parse_completion(body)
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             # No traceback: a parser's exception may quote the body, and the body may echo the prompt.
             log.warning("unreadable completion from %s: %s, body %s", self.base_url, type(exc).__name__,
                         fingerprint(response.content))

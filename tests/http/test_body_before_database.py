@@ -9,6 +9,10 @@ import io
 import re
 
 import pytest
+from sqlalchemy import func, select
+
+from app.models import Conversation
+from tests.test_errors import assert_error
 
 BODY = b'{"title": "t", "name": "n", "email": "e@example.com", "password": "long enough", "content": "hi"}'
 
@@ -49,3 +53,11 @@ def test_no_route_holds_a_connection_while_its_body_arrives(app, client, user):
                                content_type="application/json", headers=user.headers)
         assert response.status_code < 500, (method, path, response.get_json())
         assert body.checked_out and max(body.checked_out) == 0, (method, path, body.checked_out)
+
+
+def test_a_body_shorter_than_its_content_length_is_a_json_400(client, user, db_session):
+    response = client.open("/conversations", method="POST", input_stream=io.BytesIO(b'{"title": "cut"}'),
+                           content_type="application/json", headers=user.headers,
+                           environ_overrides={"CONTENT_LENGTH": "100"})  # the client would correct a length
+    assert_error(response, 400, "malformed_body")
+    assert db_session.scalar(select(func.count()).select_from(Conversation)) == 0
