@@ -6,7 +6,7 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from app import limits
+from app.admission import rate_limits as limits
 from app.models import User
 from tests.test_errors import assert_error
 
