@@ -50,11 +50,12 @@ def read_body() -> None:
             # werkzeug stops reading a chunked body at the limit without a word, so look past it.
             too_large = (request.content_length is None and request.max_content_length
                          and len(data) >= request.max_content_length and request.environ["wsgi.input"].read(1))
-    except (BodyTimeout, TimeoutError):
-        raise ApiError(408, "request_timeout", f"The request body did not arrive within {seconds:g} seconds") from None
     except RequestEntityTooLarge:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever the transfer did wrong, it is the client's to fix
+        if _timed_out(exc):
+            raise ApiError(408, "request_timeout",
+                           f"The request body did not arrive within {seconds:g} seconds") from None
         # The class only (InvalidChunkSize, NoMoreData, ClientDisconnected...): its text quotes the client's bytes.
         log.info("unreadable request body on %s %s: %s", request.method, request.path, type(exc).__name__)
         raise _unreadable_body() from None
@@ -63,6 +64,15 @@ def read_body() -> None:
     if request.content_length is not None and len(data) < request.content_length:
         # gunicorn ends the stream where the client stopped sending; werkzeug cannot tell that from the end.
         raise _unreadable_body()
+
+
+def _timed_out(exc: BaseException | None) -> bool:
+    """The deadline passed, perhaps under werkzeug's ClientDisconnected (a socket timeout, outside gevent)."""
+    while exc is not None:
+        if isinstance(exc, (BodyTimeout, TimeoutError)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _unreadable_body() -> ApiError:

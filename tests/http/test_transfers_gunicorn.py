@@ -98,3 +98,14 @@ def test_over_gunicorns_limits_gunicorn_answers_itself(server, head, status):
 
 def test_no_transfer_left_a_traceback(server):
     assert "Traceback" not in server.log()
+
+
+def test_gthread_workers_answer_a_stalled_body_with_a_json_408_too(tmp_path):
+    """Outside gevent the deadline is a socket timeout (per read, not for the whole body): a body that stops
+    arriving still gets its 408 and the connection closes."""
+    with Gunicorn(tmp_path, workers=1, env={"GUNICORN_WORKER_CLASS": "gthread",
+                                            "GUNICORN_BODY_TIMEOUT": str(BODY_DEADLINE)}) as server:
+        head = request_head("POST", "/auth/login", {"Content-Type": "application/json", "Content-Length": "100"})
+        response = exchange(server.url, head + b'{"email":')
+    assert_json_error(response, 408, "request_timeout")
+    assert BODY_DEADLINE <= response.elapsed < BODY_DEADLINE + 5 and response.closed
