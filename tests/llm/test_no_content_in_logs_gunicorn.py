@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.support.gateway import MODEL, gateway, logged_in
 
 pytestmark = pytest.mark.slow
