@@ -88,7 +88,8 @@ class ChatCompletionRequestSchema(OpenAISchema):
     @validates_schema
     def bound_total_characters(self, data, **_kwargs):
         limit = current_app.config["SETTINGS"].v1_max_total_chars
-        if sum(len(message["content"]) for message in data.get("messages", ())) > limit:
+        # A null content stays None (allow_none): it counts as no characters, as it is sent.
+        if sum(len(message.get("content") or "") for message in data.get("messages", ())) > limit:
             raise ValidationError(
                 [f"At most {limit} characters of content are accepted over all messages (V1_MAX_TOTAL_CHARS)."],
                 "messages")
