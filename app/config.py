@@ -132,6 +132,10 @@ class Settings:
     provider_read_timeout: float = _setting("PROVIDER_READ_TIMEOUT", 120.0, _float, low=0.1, high=3600)
     provider_total_timeout: float = _setting("PROVIDER_TOTAL_TIMEOUT", 600.0, _float, low=0.1, high=24 * 3600)
     context_token_budget: int = _setting("CONTEXT_TOKEN_BUDGET", 4000, _int, low=100, high=2_000_000)
+    # /v1 requests: messages, and characters of content over all of them. 512,000 is ~128k tokens at ~4
+    # characters a token, the largest context windows served today: a longer prompt fits no model.
+    v1_max_messages: int = _setting("V1_MAX_MESSAGES", 1000, _int, low=1, high=1_000_000)
+    v1_max_total_chars: int = _setting("V1_MAX_TOTAL_CHARS", 512_000, _int, low=1000, high=100_000_000)
     # Also how soon a client that left a silent stream is noticed (a write is what finds out), and
     # how long a stream waits for the provider's first event before it starts as a 200.
     heartbeat_seconds: float = _setting("SSE_HEARTBEAT_SECONDS", 0.5, _float, low=0.05, high=300)
@@ -140,6 +144,9 @@ class Settings:
     registration_open: bool = _setting("REGISTRATION_OPEN", True, _bool)
     rate_limits_enabled: bool = _setting("RATE_LIMITS_ENABLED", True, _bool)
     rate_limit_storage_uri: str = _setting("RATE_LIMIT_STORAGE_URI", "memory://")
+    # true: while the storage is unreachable, count in each worker's memory (a limit N workers times looser);
+    # false: limited routes (login, sign-up, chat) answer 503 with Retry-After until it is back.
+    rate_limit_fail_open: bool = _setting("RATE_LIMIT_FAIL_OPEN", False, _bool)
     rate_limit_login_address: str = _setting("RATE_LIMIT_LOGIN_ADDRESS", "30/minute", _limits)
     rate_limit_login_account: str = _setting("RATE_LIMIT_LOGIN_ACCOUNT", "10/minute;50/hour", _limits)
     rate_limit_register_address: str = _setting("RATE_LIMIT_REGISTER_ADDRESS", "10/hour", _limits)
@@ -171,6 +178,9 @@ class Settings:
     gunicorn_graceful_timeout: int = _setting("GUNICORN_GRACEFUL_TIMEOUT", 30, _int, low=0, high=24 * 3600)
     # At least 1: 0 would let slow clients hold sockets forever.
     gunicorn_header_timeout: int = _setting("GUNICORN_HEADER_TIMEOUT", 5, _int, low=1, high=3600)
+    # Read by the app, not gunicorn: a request's whole body must arrive within this many seconds (else 408),
+    # before anything opens a transaction (app/http/bodies.py).
+    gunicorn_body_timeout: float = _setting("GUNICORN_BODY_TIMEOUT", 10.0, _float, low=0.1, high=3600)
     gunicorn_max_requests: int = _setting("GUNICORN_MAX_REQUESTS", 0, _int, low=0, high=1_000_000_000)
     gunicorn_max_requests_jitter: int = _setting("GUNICORN_MAX_REQUESTS_JITTER", 0, _int, low=0, high=1_000_000_000)
     gunicorn_preload: bool = _setting("GUNICORN_PRELOAD", True, _bool)

@@ -6,6 +6,7 @@ here; create_app() calls `configure()` again, which reuses that handler (or
 installs it when the app runs without gunicorn). Every record carries the id
 of the request it is about.
 """
+import hashlib
 import json
 import logging
 import sys
@@ -22,6 +23,16 @@ ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms request_id=%({x-request-i
 # Alembic logs every step (plugins, context, DDL mode, each revision); a migration logs one summary line instead.
 QUIET_LOGGERS = {"alembic": "WARNING"}
 _ACCESS_FIELDS = {"h": "remote", "m": "method", "U": "path", "q": "query", "s": "status", "B": "bytes", "M": "durationMs"}
+
+
+def fingerprint(data: bytes | str) -> str:
+    """Text someone else wrote (a model server's error body, which may echo the prompt), as a log may show it.
+
+    Its length and the start of its SHA-256: enough to tell two answers apart or
+    match one a provider reports, and no message content in the log.
+    """
+    raw = data.encode("utf-8", errors="replace") if isinstance(data, str) else bytes(data)
+    return f"<{len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()[:16]}>"
 
 
 class RequestIdFilter(logging.Filter):

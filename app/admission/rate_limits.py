@@ -8,12 +8,19 @@ a limit gets 429 with the JSON error contract and `Retry-After`, and counts in
 """
 from __future__ import annotations
 
+import hashlib
+import logging
+
 from flask import Flask, current_app, request
 from flask_limiter import Limiter, RequestLimit
+from limits.errors import StorageError
 
+from ..errors import Overloaded, handle_api_error
 from ..http.caller import current_caller
 from ..http.openapi import may_fail
 from ..metrics.definitions import RATE_LIMIT_HITS
+
+log = logging.getLogger(__name__)
 
 
 def client_address() -> str:
@@ -22,10 +29,23 @@ def client_address() -> str:
 
 
 def account_key() -> str:
-    """The account a login is for, so guessing one user's password from many addresses is limited too."""
-    body = request.get_json(silent=True)
-    email = body.get("email") if isinstance(body, dict) else None
-    return f"account:{email.strip().lower()}" if isinstance(email, str) else f"address:{client_address()}"
+    """The account a login is for, so guessing one user's password from many addresses is limited too.
+
+    Never raises: Flask-Limiter takes a key function's exception for a storage
+    failure, so a body that made this raise (nested deeper than strict JSON
+    allows) once switched every worker to fresh in-memory counters.
+    """
+    try:
+        body = request.get_json(silent=True)
+        email = body.get("email") if isinstance(body, dict) else None
+        if isinstance(email, str):
+            # A digest: any string at all (a lone surrogate, a NUL, a megabyte) makes a short key every storage
+            # can hold, and no address sits in Redis in clear.
+            canonical = email.strip().lower().encode("utf-8", errors="surrogatepass")
+            return f"account:{hashlib.sha256(canonical).hexdigest()}"
+    except Exception:  # noqa: BLE001 - any body at all must still be counted, by address
+        pass
+    return f"address:{client_address()}"
 
 
 def caller_key() -> str:
@@ -72,12 +92,32 @@ def init_app(app: Flask) -> None:
     app.config.update(
         RATELIMIT_ENABLED=settings.rate_limits_enabled,
         RATELIMIT_STORAGE_URI=settings.rate_limit_storage_uri,
-        # A storage outage must not take the gateway down: count in memory meanwhile.
-        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
-        RATELIMIT_SWALLOW_ERRORS=True,
+        # Fail open only when asked: in-memory counters per worker multiply every limit by the workers,
+        # which for logins is a password-guessing window. Fail closed: StorageError becomes a 503.
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=settings.rate_limit_fail_open,
+        RATELIMIT_SWALLOW_ERRORS=settings.rate_limit_fail_open,
+        RATELIMIT_STORAGE_OPTIONS=_storage_options(settings.rate_limit_storage_uri),
     )
+    app.register_error_handler(StorageError, refuse_uncounted)
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
     limiter.init_app(app)
+
+
+def _storage_options(uri: str) -> dict:
+    # wrap_exceptions: one exception class (StorageError) for every backend's failures.
+    options = {"wrap_exceptions": True}
+    if uri.startswith(("redis", "unix")):
+        # An unreachable Redis must be a quick 503, not a request hanging on a connect.
+        options.update(socket_connect_timeout=2, socket_timeout=2)
+    return options
+
+
+def refuse_uncounted(exc: StorageError):
+    """A limited request the storage could not count is refused, not let through uncounted."""
+    log.warning("rate limit storage unavailable (%s): refusing %s %s",
+                type(exc.storage_error).__name__, request.method, request.path)
+    return handle_api_error(Overloaded("rate_limit_unavailable",
+                                       "Rate limits cannot be checked right now, try again shortly"))

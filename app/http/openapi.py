@@ -33,13 +33,15 @@ class Parser(FlaskParser):
 ERROR_STATUSES: dict[int, tuple[str, dict[str, str]]] = {
     400: ("Invalid request", {"validation_error": "per-field `details`", "malformed_json": "",
                               "invalid_json": "duplicate keys, NUL, lone surrogates, too deep",
-                              "unknown_model": ""}),
+                              "unknown_model": "",
+                              "malformed_body": "a malformed chunked encoding, or fewer bytes than Content-Length"}),
     401: ("Missing, invalid or expired credential", {
         "missing_token": "", "invalid_token": "", "token_expired": "", "token_revoked": "",
         "invalid_credentials": "login", "invalid_api_key": "", "api_key_not_accepted": ""}),
     403: ("Authenticated, but not allowed", {"forbidden": "the caller's role", "registration_closed": "",
                                              "account_disabled": "", "wrong_password": ""}),
     404: ("No such resource, or not visible to the caller", {"not_found": "", "model_not_found": "/v1"}),
+    408: ("The body did not arrive within GUNICORN_BODY_TIMEOUT seconds", {"request_timeout": ""}),
     409: ("The request conflicts with existing data", {"conflict": ""}),
     413: ("The body is over MAX_CONTENT_LENGTH", {"request_entity_too_large": ""}),
     415: ("A body that is not `application/json`", {"unsupported_media_type": ""}),
@@ -48,7 +50,8 @@ ERROR_STATUSES: dict[int, tuple[str, dict[str, str]]] = {
         "budget_exceeded": "the organisation's monthly budget"}),
     502: ("The model provider is unreachable or failed", {"provider_error": ""}),
     503: ("Out of capacity for now; `Retry-After` says when to try again", {
-        "database_unavailable": "", "database_busy": "", "chat_capacity": ""}),
+        "database_unavailable": "", "database_busy": "", "chat_capacity": "",
+        "rate_limit_unavailable": "the rate-limit storage is unreachable"}),
     504: ("The model provider passed one of its deadlines", {"provider_timeout": ""}),
 }
 RETRY_AFTER_STATUSES = (429, 503)
@@ -152,7 +155,7 @@ def error_statuses(doc: dict, doc_info: dict, method: str) -> set[int]:
     if doc_info.get("path_parameters"):
         statuses.add(404)
     if method.upper() in BODY_METHODS:
-        statuses |= {413, 415}  # checked for every body before routing (app/http/bodies.py)
+        statuses |= {400, 408, 413, 415}  # checked for every body before routing (app/http/bodies.py)
     if authenticated:
         statuses.add(401)
     if authenticated or method.upper() in BODY_METHODS | {"DELETE"}:

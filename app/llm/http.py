@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import requests
 
 from ..http import request_id
+from ..logs import fingerprint
 from .calls import CancellableAdapter, UpstreamCall
 from .errors import ProviderError, translate
 from .stream import ProviderStream
@@ -66,8 +67,10 @@ class ChatProvider:
         try:
             body = response.json()
             return self.parse_completion(body)
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            log.warning("unreadable completion from %s", self.base_url, exc_info=True)
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            # No traceback: a parser's exception may quote the body, and the body may echo the prompt.
+            log.warning("unreadable completion from %s: %s, body %s", self.base_url, type(exc).__name__,
+                        fingerprint(response.content))
             raise ProviderError("The model provider sent an unreadable answer.") from None
         finally:
             response.close()
@@ -105,8 +108,8 @@ class ChatProvider:
             raise translate(exc, call) from None
         if response.status_code >= 400:
             detail = _error_detail(response)
-            log.warning("%s at %s answered %s: %r", self.kind, self.base_url,
-                        response.status_code, detail)
+            log.warning("%s at %s answered %s: body %s", self.kind, self.base_url,
+                        response.status_code, fingerprint(detail))
             raise ProviderError(f"The model provider answered with HTTP {response.status_code}.")
         return response
 

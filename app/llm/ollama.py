@@ -1,9 +1,11 @@
 """Ollama's native chat API: POST /api/chat, streamed as newline-delimited JSON."""
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
+from ..logs import fingerprint
 from .errors import ProviderError
 from .http import ChatProvider, parse_json_line
 from .types import Completion, GenerationOptions, StreamPiece, Usage
@@ -52,7 +54,7 @@ class OllamaProvider(ChatProvider):
 
 def _raise_if_error(body: dict[str, Any]) -> None:
     if "error" in body:
-        log.warning("ollama reported an error: %r", body["error"])
+        log.warning("ollama reported an error: %s", fingerprint(json.dumps(body["error"], default=str)))
         raise ProviderError("The model provider reported an error.")
 
 

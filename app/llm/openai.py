@@ -1,9 +1,11 @@
 """OpenAI-compatible chat API (OpenAI, vLLM, llama.cpp's server, LM Studio): POST /chat/completions, streamed as SSE."""
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
+from ..logs import fingerprint
 from .errors import ProviderError
 from .http import ChatProvider, parse_json_line
 from .types import Completion, GenerationOptions, StreamPiece, Usage
@@ -59,7 +61,7 @@ class OpenAIProvider(ChatProvider):
 
 def _raise_if_error(body: dict[str, Any]) -> None:
     if body.get("error"):
-        log.warning("openai-compatible provider reported an error: %r", body["error"])
+        log.warning("openai-compatible provider reported an error: %s", fingerprint(json.dumps(body["error"], default=str)))
         raise ProviderError("The model provider reported an error.")
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 import requests
 
+from ..logs import fingerprint
 from .calls import UpstreamCall
 from .errors import ProviderError, cut_short, translate
 from .types import StreamPiece, Usage
@@ -41,7 +42,7 @@ class ProviderStream:
                 try:
                     piece = self._parse_line(line.decode("utf-8", errors="replace"))
                 except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-                    log.warning("unreadable stream line: %r", line[:200])
+                    log.warning("unreadable stream line: %s", fingerprint(line))
                     raise ProviderError("The model provider sent an unreadable answer.") from None
                 if piece is None:
                     continue

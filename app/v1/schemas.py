@@ -4,7 +4,8 @@ Parameters we cannot map are ignored, as OpenAI-compatible servers do; the
 one we cannot honour in a way a client would not notice (`n` > 1) is refused.
 Field names are OpenAI's, snake_case.
 """
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from flask import current_app
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from ..chat.schemas import MAX_CONTENT_CHARS
 from ..conversations.schemas import TEMPERATURE, TOP_P
@@ -60,7 +61,9 @@ class StreamOptionsSchema(OpenAISchema):
 
 class ChatCompletionRequestSchema(OpenAISchema):
     model = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    messages = fields.List(fields.Nested(ChatMessageSchema), required=True, validate=validate.Length(min=1))
+    messages = fields.List(fields.Nested(ChatMessageSchema), required=True, validate=validate.Length(min=1), metadata={
+        "description": "At most V1_MAX_MESSAGES messages (1,000 by default), with at most V1_MAX_TOTAL_CHARS "
+                       "characters of content in all (512,000 by default); over either is a 400 naming the limit."})
     temperature = fields.Float(allow_none=True, validate=TEMPERATURE)
     top_p = fields.Float(allow_none=True, validate=TOP_P)
     max_tokens = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=1_000_000))
@@ -73,3 +76,20 @@ class ChatCompletionRequestSchema(OpenAISchema):
     n = fields.Integer(allow_none=True, validate=validate.Equal(1, error="Only n=1 is supported."))
     stream = fields.Boolean(allow_none=True, load_default=False)
     stream_options = fields.Nested(StreamOptionsSchema, allow_none=True)
+
+    @pre_load
+    def bound_message_count(self, data, **_kwargs):
+        # Before the messages are loaded one by one: counting 100,000 of them is cheap, loading them is not.
+        limit = current_app.config["SETTINGS"].v1_max_messages
+        if isinstance(data, dict) and isinstance(data.get("messages"), list) and len(data["messages"]) > limit:
+            raise ValidationError({"messages": [f"At most {limit} messages are accepted (V1_MAX_MESSAGES)."]})
+        return data
+
+    @validates_schema
+    def bound_total_characters(self, data, **_kwargs):
+        limit = current_app.config["SETTINGS"].v1_max_total_chars
+        # A null content stays None (allow_none): it counts as no characters, as it is sent.
+        if sum(len(message.get("content") or "") for message in data.get("messages", ())) > limit:
+            raise ValidationError(
+                [f"At most {limit} characters of content are accepted over all messages (V1_MAX_TOTAL_CHARS)."],
+                "messages")

@@ -29,6 +29,7 @@ class Script:
     refuse: bool = False             # read the request, then close the connection without a word
     hang: bool = False               # read the request, then say nothing until the client leaves (a stuck server)
     api_key: str | None = None       # when set, a request without this bearer key gets 401
+    echo_prompt: bool = False        # errors and garbage quote the last message, as some servers do
     # Tool calls, each {"name": ..., "arguments": {...}} (and an optional "id"): the reply calls them instead of
     # answering in text, when the request offered tools (a model cannot call what it was not given).
     tool_calls: list[dict[str, Any]] = field(default_factory=list)

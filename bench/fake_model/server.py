@@ -265,7 +265,7 @@ class FakeModelServer:
             await _send_json(connection, 400, wire.error_body(protocol, problem))
             return True
         if script.status != 200:
-            await _send_json(connection, script.status, wire.error_body(protocol, "the model runner crashed"))
+            await _send_json(connection, script.status, wire.error_body(protocol, _crash(request, script)))
             return True
         if request.kind == "embeddings":
             await _send_json(connection, 200, embeddings.reply(request, script, embeddings.inputs(body)))
@@ -276,10 +276,10 @@ class FakeModelServer:
             reply = wire.plan(request, script, scale=scale)
             await connection.pause(script.first_token_delay + script.token_delay * max(len(reply.pieces) - 1, 0))
             if script.fail_after is not None and script.fail_mode == "garbage":
-                await connection.send(200, "text/html", GARBAGE)
+                await connection.send(200, "text/html", GARBAGE + _echo(request, script).encode())
                 return True
             if script.fail_after is not None:
-                await _send_json(connection, 500, wire.error_body(protocol, "the model runner crashed"))
+                await _send_json(connection, 500, wire.error_body(protocol, _crash(request, script)))
                 return True
             await _send_json(connection, 200, wire.whole_reply(request, script, reply))
             request.tokens_sent = len(reply.pieces)
@@ -295,26 +295,26 @@ class FakeModelServer:
         started = time.monotonic()
         for index, event in enumerate(events):
             if script.fail_after is not None and index == script.fail_after:
-                await self._fail_mid_stream(connection, request.protocol, script)
+                await self._fail_mid_stream(connection, request, script)
                 return False
             # Paced from the first token, so late wake-ups under load do not stretch the whole reply.
             await connection.pause(started + script.token_delay * index - time.monotonic())
             await connection.chunk(event)
             request.tokens_sent += 1
         if script.fail_after is not None and script.fail_after >= len(events):
-            await self._fail_mid_stream(connection, request.protocol, script)
+            await self._fail_mid_stream(connection, request, script)
             return False
         for event in wire.stream_end(request, script, reply):
             await connection.chunk(event)
         await connection.end_chunked()
         return True
 
-    async def _fail_mid_stream(self, connection: Connection, protocol: str, script: Script) -> None:
+    async def _fail_mid_stream(self, connection: Connection, request: ReceivedRequest, script: Script) -> None:
         if script.fail_mode == "drop":
             connection.hang_up()
             return
-        await connection.chunk(GARBAGE + b"\n" if script.fail_mode == "garbage"
-                               else wire.stream_error(protocol, "the model runner crashed"))
+        await connection.chunk(GARBAGE + _echo(request, script).encode() + b"\n" if script.fail_mode == "garbage"
+                               else wire.stream_error(request.protocol, _crash(request, script)))
         await connection.end_chunked()
 
     async def _control(self, connection: Connection, http: HttpRequest) -> bool:
@@ -342,6 +342,17 @@ def _invalid(request: ReceivedRequest) -> str | None:
     if request.kind == "embeddings":
         return None if embeddings.inputs(body) is not None else "input must be a string, strings or token arrays"
     return None if isinstance(body.get("messages"), list) else "model and messages are required"
+
+
+def _echo(request: ReceivedRequest, script: Script) -> str:
+    messages = request.body.get("messages") or [{}]
+    last = messages[-1] if isinstance(messages[-1], dict) else {}
+    return str(last.get("content", "")) if script.echo_prompt else ""
+
+
+def _crash(request: ReceivedRequest, script: Script) -> str:
+    echo = _echo(request, script)
+    return f"the model runner crashed on: {echo}" if echo else "the model runner crashed"
 
 
 async def _send_json(connection: Connection, status: int, body: dict[str, Any]) -> None:

@@ -70,4 +70,5 @@ def test_the_reader_finds_each_kind_of_raise():
 
 def test_a_status_is_described_with_its_codes():
     assert describe_status(503) == ("Out of capacity for now; `Retry-After` says when to try again: "
-                                    "`database_unavailable`, `database_busy`, `chat_capacity`")
+                                    "`database_unavailable`, `database_busy`, `chat_capacity`, "
+                                    "`rate_limit_unavailable` (the rate-limit storage is unreachable)")

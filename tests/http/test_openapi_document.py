@@ -42,7 +42,7 @@ def expected_errors(method: str, path: str, operation: dict) -> set[int]:
     if has_arguments:
         statuses.add(400)
     if method in BODY_METHODS:
-        statuses |= {413, 415}
+        statuses |= {400, 408, 413, 415}  # a malformed or slow body, before any route's own checks
     if "security" in operation:
         statuses |= {401, 503}
     if method in BODY_METHODS | {"delete"}:

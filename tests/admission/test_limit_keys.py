@@ -1,0 +1,94 @@
+"""Limits cannot be switched off by input, and an unreachable storage refuses instead of forgetting (issue 20, 4)."""
+import json
+import os
+
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from app.admission import rate_limits as limits
+from app.models import User
+from tests.test_errors import assert_error
+
+# A database of its own (one per parallel test process), apart from tests/test_rate_limits.py's: these tests flush it.
+REDIS_URL = f"redis://127.0.0.1:6379/{13 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:])}"
+# Nothing listens on port 1: a Redis that is configured and unreachable.
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
+GUESSES_PER_MINUTE = 10
+LIMITS = {"RATE_LIMITS_ENABLED": "true", "RATE_LIMIT_LOGIN_ACCOUNT": f"{GUESSES_PER_MINUTE}/minute",
+          # Only the account's limit is under test: the junk between the guesses comes from the same address.
+          "RATE_LIMIT_LOGIN_ADDRESS": "1000/minute"}
+
+# Bodies a client controls completely; none may make a key function raise.
+CRAFTED_BODIES = {
+    "deep nesting": b"[" * 5000 + b"]" * 5000,
+    "deep objects": b'{"email": ' * 3000 + b"1" + b"}" * 3000,
+    "not UTF-8": b'{"email": "\xff\xfe@example.com"}',
+    "lone surrogate": b'{"email": "\\ud800@example.com"}',
+    "NUL": b'{"email": "a\\u0000@example.com"}',
+    "duplicate keys": b'{"email": "a@example.com", "email": "b@example.com"}',
+    "email a number": b'{"email": 5}',
+    "email a list": b'{"email": ["a@example.com"]}',
+    "email an object": b'{"email": {"$ne": null}}',
+    "huge number": b'{"email": 1' + b"0" * 5000 + b"}",
+    "not JSON": b"{not json",
+    "a bare string": b'"a@example.com"',
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("body", CRAFTED_BODIES.values(), ids=CRAFTED_BODIES.keys())
+def test_the_account_key_never_raises(app, body):
+    with app.test_request_context("/auth/login", method="POST", data=body, content_type="application/json"):
+        key = limits.account_key()
+    assert key.startswith(("account:", "address:"))
+
+
+@pytest.fixture(params=["memory", "redis"])
+def app_overrides(request):
+    if request.param == "memory":
+        return {**LIMITS, "RATE_LIMIT_STORAGE_URI": "memory://"}
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    return {**LIMITS, "RATE_LIMIT_STORAGE_URI": REDIS_URL}
+
+
+def guess(client, email):
+    return client.post("/auth/login", json={"email": email, "password": "wrong password"}).status_code
+
+
+# The probe's body, and one of each other kind that once made a key raise or a storage refuse the key.
+BETWEEN_GUESSES = ("deep nesting", "not UTF-8", "lone surrogate", "email an object")
+
+
+@pytest.mark.parametrize("junk", [CRAFTED_BODIES[name] for name in BETWEEN_GUESSES], ids=BETWEEN_GUESSES)
+def test_after_the_limit_every_guess_is_429_whatever_comes_between(client, auth, junk):
+    victim = auth.register()
+    statuses = []
+    for _ in range(GUESSES_PER_MINUTE + 5):
+        statuses.append(guess(client, victim.email))
+        assert client.post("/auth/login", data=junk, content_type="application/json").status_code < 500
+    assert statuses == [401] * GUESSES_PER_MINUTE + [429] * 5
+
+
+@pytest.mark.parametrize("app_overrides", [{**LIMITS, "RATE_LIMIT_STORAGE_URI": UNREACHABLE_REDIS}])
+def test_an_unreachable_storage_refuses_logins_and_sign_ups(client, db_session):
+    login = client.post("/auth/login", json={"email": "a@example.com", "password": "wrong password"})
+    sign_up = client.post("/auth/register", json={"email": "new@example.com", "password": "long enough"})
+    for response in (login, sign_up):
+        assert_error(response, 503, "rate_limit_unavailable")
+        assert int(response.headers["Retry-After"]) >= 1
+    assert db_session.scalar(select(func.count()).select_from(User)) == 0
+
+
+@pytest.mark.parametrize("app_overrides", [{**LIMITS, "RATE_LIMIT_STORAGE_URI": UNREACHABLE_REDIS,
+                                            "RATE_LIMIT_FAIL_OPEN": "true"}])
+def test_fail_open_counts_in_memory_while_the_storage_is_unreachable(client):
+    statuses = [guess(client, "someone@example.com") for _ in range(GUESSES_PER_MINUTE + 1)]
+    assert statuses == [401] * GUESSES_PER_MINUTE + [429]
+
+
+def test_crafted_bodies_are_json(client):
+    """The junk above gets the JSON contract, not a 500: it is refused as input, never as an outage."""
+    for body in CRAFTED_BODIES.values():
+        response = client.post("/auth/login", data=body, content_type="application/json")
+        assert 400 <= response.status_code < 500 and json.loads(response.data)["error"]["code"]
