@@ -50,12 +50,15 @@ ERROR_STATUSES = {
     400: "Invalid request: `validation_error` (per-field `details`) or `malformed_json`",
     401: "Missing, invalid or expired credential: `unauthorized`, `invalid_token`, `token_expired`, "
          "`invalid_api_key`, `api_key_not_accepted`",
-    403: "Authenticated, but not allowed: `forbidden` (the caller's role), `registration_closed`",
+    403: "Authenticated, but not allowed: `forbidden` (the caller's role), `registration_closed`, "
+         "`insufficient_scope` (an API key without the route's scope, named in `details.scope`), "
+         "`model_not_allowed` (a model outside the API key's allow-list)",
     404: "`not_found`: no such resource, or not visible to the caller",
     409: "`conflict`: the request conflicts with existing data",
     413: "`request_entity_too_large`: the body is over MAX_CONTENT_LENGTH",
     415: "`unsupported_media_type`: a body that is not `application/json`",
-    429: "`too_many_requests`: over a rate limit; `Retry-After` says when to come back",
+    429: "`too_many_requests`: over a rate limit (an API key's own `requestsPerMinute` too); "
+         "`budget_exceeded`: the org's or the API key's monthly budget is used up; `Retry-After` says when to come back",
     502: "`provider_error`: the model provider is unreachable or failed",
     503: "Out of capacity for now: `database_unavailable`, `database_busy` or `chat_capacity`; "
          "the last two with `Retry-After`",
@@ -218,13 +221,15 @@ class UtcDateTime(fields.DateTime):
         return super()._serialize(value, attr, obj, **kwargs)
 
 
-def auth_required(fn=None, *, refresh: bool = False, api_keys: bool = True):
-    """A JWT, or another bearer credential (API keys, from auth); plus the security requirement in the OpenAPI document.
+def auth_required(fn=None, *, scope: str | None = None, refresh: bool = False):
+    """A JWT, or an API key holding `scope`; plus the security requirement in the OpenAPI document.
 
+    The route names the one key scope it needs (`API_KEY_SCOPES` in models);
+    without one it takes no API key, only people logged in with a password.
     `app.extensions["bearer_credentials"]` (set by auth) answers True for a
-    valid credential of its own, False for none, and raises for a bad one;
-    everything else goes to flask-jwt-extended. `api_keys=False` keeps a route
-    for people logged in with a password; refresh tokens are JWTs only.
+    valid credential of its own, False for none, and raises for a bad one or
+    one without the scope; everything else goes to flask-jwt-extended. Refresh
+    tokens are JWTs only.
     """
 
     def decorate(view):
@@ -233,12 +238,16 @@ def auth_required(fn=None, *, refresh: bool = False, api_keys: bool = True):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
             other = None if refresh else current_app.extensions.get("bearer_credentials")
-            if other is not None and other(accepted=api_keys):
+            if other is not None and other(scope=scope):
                 return current_app.ensure_sync(view)(*args, **kwargs)
             return with_jwt(*args, **kwargs)
 
         doc = wrapped.__dict__.setdefault("_apidoc", {})
         deepupdate(doc.setdefault("manual_doc", {}), {"security": [{"bearerAuth": []}]})
+        # The scope is part of the operation's contract: a key without it gets 403 insufficient_scope.
+        if scope is not None:
+            deepupdate(doc["manual_doc"], {"x-api-key-scope": scope})
+            doc["errors"] = sorted({*doc.get("errors", ()), 403, 429})  # and its own requestsPerMinute
         return wrapped
 
     return decorate(fn) if fn else decorate
