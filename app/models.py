@@ -191,7 +191,8 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
-    scopes: Mapped[list[str]] = mapped_column(JSON, default=lambda: list(DEFAULT_API_KEY_SCOPES))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=lambda: list(DEFAULT_API_KEY_SCOPES),
+                                              server_default='["inference"]')
     # Limits chosen at creation; None: none of its own (an org-scoped key still has its org's budget).
     models: Mapped[Optional[list[str]]] = mapped_column(JSON)
     requests_per_minute: Mapped[Optional[int]] = mapped_column(Integer)

@@ -26,19 +26,20 @@ depends_on: Union[str, Sequence[str], None] = None
 # Exact USD (app.models.Usd): NUMERIC on PostgreSQL, integer units of 1e-10 USD on SQLite, whose NUMERIC is a float.
 USD = sa.Numeric(precision=20, scale=10).with_variant(sa.BigInteger(), "sqlite")
 EXISTING_KEYS_SCOPES = ["inference", "conversations", "usage:read"]
+NEW_KEYS_SCOPES = '["inference"]'  # as app.models.DEFAULT_API_KEY_SCOPES
 
 
 def upgrade() -> None:
+    # Columns are only added, never altered: SQLite then alters api_keys in place. A batch copy of the table would
+    # drop the old one, and its foreign key would set the api_key_id of every usage row to NULL on the way.
     with op.batch_alter_table('api_keys', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('scopes', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('scopes', sa.JSON(), nullable=False, server_default=NEW_KEYS_SCOPES))
         batch_op.add_column(sa.Column('models', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('requests_per_minute', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('monthly_tokens', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('monthly_cost_usd', USD, nullable=True))
     keys = sa.table('api_keys', sa.column('scopes', sa.JSON()))
     op.execute(keys.update().values(scopes=EXISTING_KEYS_SCOPES))
-    with op.batch_alter_table('api_keys', schema=None) as batch_op:
-        batch_op.alter_column('scopes', existing_type=sa.JSON(), nullable=False)
 
     op.create_table('api_key_usage_months',
     sa.Column('api_key_id', sa.String(length=36), nullable=False),
@@ -65,10 +66,6 @@ def _backfill_months() -> None:
 
 def downgrade() -> None:
     op.drop_table('api_key_usage_months')
-    with op.batch_alter_table('api_keys', schema=None) as batch_op:
-        batch_op.drop_column('monthly_cost_usd')
-        batch_op.drop_column('monthly_tokens')
-        batch_op.drop_column('requests_per_minute')
-        batch_op.drop_column('models')
-        batch_op.drop_column('scopes')
-
+    # Plain DROP COLUMNs (SQLite 3.35+), not a batch copy of api_keys: see upgrade().
+    for column in ('monthly_cost_usd', 'monthly_tokens', 'requests_per_minute', 'models', 'scopes'):
+        op.drop_column('api_keys', column)
