@@ -2,8 +2,9 @@ from datetime import timezone
 
 from marshmallow import fields, post_load, validate
 
+from ..http.openapi import ModelName
+from ..http.schemas import CamelSchema
 from ..models import API_KEY_SCOPES, DEFAULT_API_KEY_SCOPES
-from ..rest import CamelSchema, ModelName, UtcDateTime
 from ..usage.schemas import BudgetPutSchema, UsdString
 
 SCOPES_DOC = ("What the key may do: `inference` (/v1), `conversations` (conversations, their messages and chats, "
@@ -42,9 +43,9 @@ class ApiKeySchema(CamelSchema):
     prefix = fields.String(metadata={"description": "The key's first characters, to recognise it"})
     user_id = fields.String()
     org_id = fields.String(allow_none=True)
-    created_at = UtcDateTime()
-    expires_at = UtcDateTime(allow_none=True)
-    last_used_at = UtcDateTime(allow_none=True, metadata={"description": "Updated at most once a minute"})
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime(allow_none=True)
+    last_used_at = fields.DateTime(allow_none=True, metadata={"description": "Updated at most once a minute"})
     scopes = fields.List(fields.String(), metadata={"description": SCOPES_DOC})
     models = fields.List(fields.String(), allow_none=True)
     requests_per_minute = fields.Integer(allow_none=True)

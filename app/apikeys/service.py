@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..auth import keys
-from ..caller import Caller
+from ..http.caller import Caller
 from ..errors import NotFound, ValidationFailed
 from ..llm import Catalogue
 from ..models import API_KEY_SCOPES, ApiKey, utcnow

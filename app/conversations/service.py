@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from ..caller import Caller
+from ..http.caller import Caller
 from ..llm import Catalogue
 from ..errors import Forbidden, NotFound, ValidationFailed
 from ..models import Conversation, Message, utcnow
@@ -130,8 +130,6 @@ def list_visible(*, session: Session, caller: Caller, limit: int, cursor: str | 
 
 def encode_cursor(stamp: datetime, last_id: str) -> str:
     """Where a page ended: the last item's time and id, opaque to clients."""
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)
     raw = json.dumps([stamp.isoformat(), last_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

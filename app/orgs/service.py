@@ -3,7 +3,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from ..auth.service import find_by_email
-from ..caller import Caller
+from ..http.caller import Caller
 from ..errors import Conflict, Forbidden, NotFound
 from ..models import Org, OrgMember, OrgRole
 

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
-from ..errors import ApiError
+from ..errors import ApiError, retry_after
 from ..models import ApiKey, ApiKeyUsageMonth, OrgBudget, OrgUsageMonth, month_key, utcnow
 from .months import next_month_start
 from .schemas import BudgetSchema
@@ -49,8 +49,8 @@ _KEY_BUDGET_AND_MONTH = (
 class BudgetExceeded(ApiError):
     """429 budget_exceeded: the org or the API key has used its monthly budget; Retry-After runs to the next UTC month."""
 
-    def __init__(self, message: str, details: dict[str, Any], retry_after: int):
-        super().__init__(429, "budget_exceeded", message, details, headers={"Retry-After": str(retry_after)})
+    def __init__(self, message: str, details: dict[str, Any], seconds: int):
+        super().__init__(429, "budget_exceeded", message, details, headers=retry_after(seconds))
 
 
 def enforce_budget(*, session: Session, org_id: str | None, api_key_id: str | None = None,
@@ -74,7 +74,7 @@ def enforce_budget(*, session: Session, org_id: str | None, api_key_id: str | No
 def _exceeded_error(message: str, row, now: datetime, extra: dict[str, Any] | None = None) -> BudgetExceeded:
     resets_at = next_month_start(now)
     details = {**_budget_schema.dump(_status(row, now)), **(extra or {})}
-    return BudgetExceeded(message, details, retry_after=max(1, math.ceil((resets_at - now).total_seconds())))
+    return BudgetExceeded(message, details, seconds=max(1, math.ceil((resets_at - now).total_seconds())))
 
 
 def get_budget(*, session: Session, org_id: str, now: datetime | None = None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from sqlalchemy import and_, func, literal, select
 from sqlalchemy.orm import Session
 
 from ..errors import ValidationFailed
-from ..caller import Caller
+from ..http.caller import Caller
 from ..models import UsageRecord, utcnow
 from ..orgs.service import check_reach, get_manager_membership
 from . import budgets

@@ -2,7 +2,9 @@
 
 The same bound as org budgets: requests past the check when the limit is
 reached still finish and are counted, so the month ends above the limit by at
-most what those completions used; none is lost across workers.
+most what those completions used; none is lost across workers. 20 at once: the
+fake provider's listen backlog (5, socketserver's default) drops some of a larger
+burst's connections, which the gateway rightly reports as 502s.
 """
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,7 +18,7 @@ from tests.usage.conftest import FREE
 from tests.usage.test_usage_gunicorn import database, server  # noqa: F401 - the module's gateway and its database
 
 
-def test_a_keys_budget_holds_at_the_edge_of_40_concurrent_requests(server, database, fake_llm):  # noqa: F811
+def test_a_keys_budget_holds_at_the_edge_of_20_concurrent_requests(server, database, fake_llm):  # noqa: F811
     owner = logged_in(server)
     per_request, needed = 21, 3  # 17 prompt + 4 completion tokens, reported
     created = owner.post("/api-keys", json={"name": "edge", "monthlyTokens": needed * per_request}).json()
@@ -28,12 +30,13 @@ def test_a_keys_budget_holds_at_the_edge_of_40_concurrent_requests(server, datab
         return requests.post(f"{server.url}/v1/chat/completions", headers=key, timeout=30,
                              json={"model": FREE, "messages": [{"role": "user", "content": "Hi"}]})
 
-    with ThreadPoolExecutor(40) as pool:
-        responses = list(pool.map(one, range(40)))
+    with ThreadPoolExecutor(20) as pool:
+        responses = list(pool.map(one, range(20)))
 
     admitted = sum(r.status_code == 200 for r in responses)
     refused = [r for r in responses if r.status_code != 200]
-    assert all(r.status_code == 429 and r.json()["error"]["code"] == "budget_exceeded" for r in refused)
+    assert all(r.status_code == 429 and r.json()["error"]["code"] == "budget_exceeded" for r in refused), [
+        (r.status_code, r.text[:300]) for r in refused if r.status_code != 429][:3]
     assert all(created["id"] in r.json()["error"]["message"] for r in refused)
     assert len(fake_llm.requests) - provider_calls == admitted  # no provider call for a refused request
     assert admitted >= needed  # the budget was not refused early
@@ -44,4 +47,4 @@ def test_a_keys_budget_holds_at_the_edge_of_40_concurrent_requests(server, datab
     assert used == int(rows) == admitted * per_request  # no increment lost across workers
     assert 0 <= used - needed * per_request <= (admitted - needed) * per_request
     assert one(0).status_code == 429
-    print(f"key budget edge: {admitted} admitted of 40, {len(refused)} refused")
+    print(f"key budget edge: {admitted} admitted of 20, {len(refused)} refused")

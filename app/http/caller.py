@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from flask import g
 from flask_jwt_extended import get_jwt_identity
 
-from .errors import ApiError
+from ..errors import ApiError
 
 API_KEY_CALLER = "api_key_caller"  # where auth puts the caller of a request that used an API key
 
