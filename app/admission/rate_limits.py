@@ -16,7 +16,7 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter, RequestLimit
 from limits import RateLimitItemPerMinute
 
-from ..errors import ApiError
+from ..errors import ApiError, retry_after
 from ..http.caller import current_caller
 from ..http.openapi import may_fail
 from ..metrics.definitions import RATE_LIMIT_HITS
@@ -77,10 +77,9 @@ LIMIT_NAMES = ("login_address", "login_account", "register_address", "chat_user"
 
 
 class KeyRateExceeded(ApiError):
-    def __init__(self, key_id: str, per_minute: int, retry_after: int):
+    def __init__(self, key_id: str, per_minute: int, seconds: int):
         super().__init__(429, "too_many_requests", f"This API key allows {per_minute} requests a minute",
-                         {"apiKey": key_id, "requestsPerMinute": per_minute},
-                         headers={"Retry-After": str(retry_after)})
+                         {"apiKey": key_id, "requestsPerMinute": per_minute}, headers=retry_after(seconds))
 
 
 def api_key_requests(*, key_id: str, per_minute: int | None) -> None:
@@ -101,7 +100,7 @@ def api_key_requests(*, key_id: str, per_minute: int | None) -> None:
         log.warning("API key rate limit not counted: storage failed (%s)", type(exc).__name__)
         return
     RATE_LIMIT_HITS.labels("api_key").inc()
-    raise KeyRateExceeded(key_id, per_minute, retry_after=max(1, math.ceil(reset_at - time.time())))
+    raise KeyRateExceeded(key_id, per_minute, seconds=max(1, math.ceil(reset_at - time.time())))
 
 
 def init_app(app: Flask) -> None:
