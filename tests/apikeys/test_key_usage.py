@@ -1,6 +1,6 @@
 """Keys in the usage API: each key's own report, org usage grouped by key, and an org key reads its org only."""
 from tests.support.keys import ALL_SCOPES, bearer, create_key
-from tests.test_orgs import add
+from tests.orgs.test_orgs import add
 from tests.usage.conftest import FREE, org_conversation
 
 ASK = {"model": FREE, "messages": [{"role": "user", "content": "Hi"}]}

@@ -3,7 +3,7 @@ import pytest
 
 from app.models import API_KEY_SCOPES
 from tests.support.keys import ALL_SCOPES, bearer, create_key
-from tests.test_access import PLACEHOLDERS, body_for, protected_routes
+from tests.orgs.test_access import PLACEHOLDERS, body_for, protected_routes
 
 # The contract, written out: the scope each route needs. Every other protected route takes no key at all.
 ROUTE_SCOPES = {

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from app.models import UsageRecord
 from tests.support.keys import ALL_SCOPES, bearer, create_key
-from tests.test_orgs import add
+from tests.orgs.test_orgs import add
 
 
 @pytest.fixture
