@@ -167,6 +167,8 @@ class Settings:
     # Per-org usage gauges: the K orgs shown by name (the rest are one `other` series), and how
     # often a scrape may recompute them from the database (0: on every scrape).
     usage_metrics_top_orgs: int = _setting("USAGE_METRICS_TOP_ORGS", 20, _int, low=1, high=1000)
+    # The same for the per-API-key usage gauges.
+    usage_metrics_top_api_keys: int = _setting("USAGE_METRICS_TOP_API_KEYS", 20, _int, low=1, high=1000)
     usage_metrics_refresh_seconds: float = _setting("USAGE_METRICS_REFRESH_SECONDS", 30.0, _float, low=0, high=3600)
     # gunicorn's settings: gunicorn.conf.py only reads these, so a bad value stops the start with one line.
     gunicorn_worker_class: str = _setting("GUNICORN_WORKER_CLASS", "gevent", _lower, choices=WORKER_CLASSES)

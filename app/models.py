@@ -152,23 +152,6 @@ class Message(Base):
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
 
-class ApiKey(Base):
-    """A long-lived bearer credential that acts as its user, optionally only within one org."""
-
-    __tablename__ = "api_keys"
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    org_id: Mapped[Optional[str]] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(200))
-    # The first characters of the key, so a person can tell their keys apart; never enough to use it.
-    prefix: Mapped[str] = mapped_column(String(16))
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
-    expires_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime())
-    last_used_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime())
-
-
 USD_PLACES = 10  # a millionth of a cent, far below any real price's step
 USD_QUANTUM = Decimal(1).scaleb(-USD_PLACES)
 
@@ -200,6 +183,35 @@ class Usd(TypeDecorator):
         if dialect.name == "sqlite":
             return Decimal(int(value)).scaleb(-USD_PLACES).quantize(USD_QUANTUM)
         return Decimal(value).quantize(USD_QUANTUM)
+
+
+# What an API key may be used for; a route names the one it needs (auth_required(scope=...), app/auth/required.py).
+API_KEY_SCOPES = ("inference", "conversations", "usage:read")
+DEFAULT_API_KEY_SCOPES = ["inference"]
+
+
+class ApiKey(Base):
+    """A long-lived bearer credential that acts as its user within its scopes and limits, optionally only in one org."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[Optional[str]] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # The first characters of the key, so a person can tell their keys apart; never enough to use it.
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime())
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=lambda: list(DEFAULT_API_KEY_SCOPES),
+                                              server_default='["inference"]')
+    # Limits chosen at creation; None: none of its own (an org-scoped key still has its org's budget).
+    models: Mapped[Optional[list[str]]] = mapped_column(JSON)
+    requests_per_minute: Mapped[Optional[int]] = mapped_column(Integer)
+    monthly_tokens: Mapped[Optional[int]] = mapped_column(BigInteger)
+    monthly_cost_usd: Mapped[Optional[Decimal]] = mapped_column(Usd())
 
 
 class UsageRecord(Base):
@@ -263,6 +275,17 @@ class OrgUsageMonth(Base):
     __tablename__ = "org_usage_months"
 
     org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # "2026-11"
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_usd: Mapped[Decimal] = mapped_column(Usd(), default=Decimal(0))
+
+
+class ApiKeyUsageMonth(Base):
+    """An API key's running total for one UTC month, kept like org_usage_months: its budget checks read this row."""
+
+    __tablename__ = "api_key_usage_months"
+
+    api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
     month: Mapped[str] = mapped_column(String(7), primary_key=True)  # "2026-11"
     tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_usd: Mapped[Decimal] = mapped_column(Usd(), default=Decimal(0))

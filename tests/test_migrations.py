@@ -18,7 +18,7 @@ def test_upgrade_head_on_an_empty_database_matches_the_models(empty_database_url
         tables = set(inspect(connection).get_table_names())
     engine.dispose()
     assert {"users", "orgs", "org_members", "conversations", "messages", "api_keys", "usage_records", "org_budgets",
-            "org_usage_months", "token_families", "alembic_version"} == tables
+            "org_usage_months", "token_families", "api_key_usage_months", "alembic_version"} == tables
 
 
 def test_second_upgrade_is_a_no_op_and_downgrade_round_trips(empty_database_url):

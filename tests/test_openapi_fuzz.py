@@ -48,6 +48,10 @@ include-name = ["GET /orgs/{{id}}", "GET /orgs/{{id}}/members", "POST /orgs/{{id
 parameters = {{ "path.id" = "{org}", "path.user_id" = "{user}" }}
 
 [[operations]]
+include-name = "GET /api-keys/{{id}}/usage"
+parameters = {{ "path.id" = "{api_key}" }}
+
+[[operations]]
 include-name = "POST /auth/refresh"
 headers = {{ Authorization = "Bearer {refresh}" }}
 
@@ -75,13 +79,13 @@ include-name = ["GET /conversations", "GET /conversations/{{id}}/messages"]
 checks.positive_data_acceptance.enabled = false
 
 [[operations]]
-include-name = ["GET /orgs/{{id}}/usage", "GET /auth/me/usage"]
+include-name = ["GET /orgs/{{id}}/usage", "GET /auth/me/usage", "GET /api-keys/{{id}}/usage"]
 # `from` must precede `to`: a relation between two parameters, which JSON Schema cannot state.
 checks.positive_data_acceptance.enabled = false
 
 [[operations]]
 include-name = ["POST /api-keys", "POST /conversations"]
-# `orgId` must be an organisation of the caller, and an API key's `expiresAt` in the future.
+# `orgId` must be an organisation of the caller, an API key's `expiresAt` in the future and its `models` served here.
 checks.positive_data_acceptance.enabled = false
 """
 
@@ -96,7 +100,9 @@ def test_schemathesis_finds_nothing_wrong(tmp_path, fake_llm, database_url):
         # every later request, and the stateful phase would report the 404s as resources that vanished.
         member = logged_in(server).user
         assert client.post(f"/orgs/{org}/members", json={"email": member["email"]}).status_code == 201
+        api_key = client.post("/api-keys", json={"name": "fuzz"}).json()["id"]
         config.write_text(CONFIG.format(conversation=client.conversation(title="fuzz"), user=member["id"], org=org,
+                                        api_key=api_key,
                                         refresh=refresh.json()["refreshToken"],
                                         bystander=logged_in(server).headers["Authorization"].split()[1],
                                         second_bystander=logged_in(server).headers["Authorization"].split()[1]))

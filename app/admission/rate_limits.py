@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import time
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter, RequestLimit
+from limits import RateLimitItemPerMinute
 from limits.errors import StorageError
 
-from ..errors import Overloaded, handle_api_error
+from ..errors import ApiError, Overloaded, handle_api_error, retry_after
 from ..http.caller import current_caller
 from ..http.openapi import may_fail
 from ..metrics.definitions import RATE_LIMIT_HITS
 
 log = logging.getLogger(__name__)
+KEY_PREFIX = "gateway"
 
 
 def client_address() -> str:
@@ -53,7 +57,7 @@ def caller_key() -> str:
 
 
 limiter = Limiter(key_func=client_address, strategy="sliding-window-counter", headers_enabled=True,
-                  key_prefix="gateway")
+                  key_prefix=KEY_PREFIX)
 
 
 def _count(name: str):
@@ -84,7 +88,37 @@ password = _limit("password_user", "RATE_LIMIT_LOGIN_ACCOUNT", caller_key)
 chat = _both(may_fail(502, 504), _limit("chat_user", "RATE_LIMIT_CHAT_USER", caller_key))
 # chat_streams_user is the cap on open streams per user (stream_cap.py), not a rate.
 LIMIT_NAMES = ("login_address", "login_account", "register_address", "chat_user", "chat_streams_user",
-               "password_user")
+               "password_user", "api_key")
+
+
+class KeyRateExceeded(ApiError):
+    def __init__(self, key_id: str, per_minute: int, seconds: int):
+        super().__init__(429, "too_many_requests", f"This API key allows {per_minute} requests a minute",
+                         {"apiKey": key_id, "requestsPerMinute": per_minute}, headers=retry_after(seconds))
+
+
+def api_key_requests(*, key_id: str, per_minute: int | None) -> None:
+    """An API key's own requestsPerMinute, counted under its id in the limiter's storage, with its strategy.
+
+    Called by authentication for every request with the key, whatever the
+    route, so no route can forget it. Like the other limits it is off when
+    RATE_LIMITS_ENABLED is, and a storage failure refuses the request unless
+    RATE_LIMIT_FAIL_OPEN lets it through.
+    """
+    if per_minute is None or not limiter.enabled:
+        return
+    item, identifiers = RateLimitItemPerMinute(per_minute), (KEY_PREFIX, "api_key", key_id)
+    try:
+        if limiter.limiter.hit(item, *identifiers):
+            return
+        reset_at = limiter.limiter.get_window_stats(item, *identifiers).reset_time
+    except Exception as exc:  # noqa: BLE001 - any storage failure, as for the other limits
+        if not current_app.config["SETTINGS"].rate_limit_fail_open:
+            raise StorageError(exc) from exc  # refuse_uncounted answers it
+        log.warning("API key rate limit not counted: storage failed (%s)", type(exc).__name__)
+        return
+    RATE_LIMIT_HITS.labels("api_key").inc()
+    raise KeyRateExceeded(key_id, per_minute, seconds=max(1, math.ceil(reset_at - time.time())))
 
 
 def init_app(app: Flask) -> None:

@@ -2,33 +2,46 @@ from ..auth.identity import current_caller
 from ..auth.required import auth_required
 from ..db import get_session
 from ..http.openapi import Blueprint, may_fail
+from ..llm import get_llm
+from ..usage.schemas import UsageArgsSchema, UsageReportSchema
 from . import service
 from .schemas import ApiKeyCreatedSchema, ApiKeyCreateSchema, ApiKeySchema
 
-bp = Blueprint("apikeys", __name__, description="API keys: long-lived credentials for the OpenAI-compatible API "
-                                                "and every other route (managed with an access token only)")
+bp = Blueprint("apikeys", __name__, description="API keys: long-lived credentials with scopes and limits, for the "
+                                                "OpenAI-compatible API, conversations and usage (managed with an "
+                                                "access token only)")
 
 
 @bp.post("/api-keys")
-@auth_required(api_keys=False)
+@auth_required
 @may_fail(404)
 @bp.arguments(ApiKeyCreateSchema)
 @bp.response(201, ApiKeyCreatedSchema)
 def create_key(data):
     """Create an API key; the response is the only time the key is shown"""
-    return service.create_key(session=get_session(), user_id=current_caller().user_id, **data)
+    return service.create_key(session=get_session(), catalogue=get_llm().catalogue, user_id=current_caller().user_id,
+                              **data)
 
 
 @bp.get("/api-keys")
-@auth_required(api_keys=False)
+@auth_required
 @bp.response(200, ApiKeySchema(many=True))
 def list_keys():
     """The caller's API keys"""
     return service.list_own(session=get_session(), user_id=current_caller().user_id)
 
 
+@bp.get("/api-keys/<id>/usage")
+@auth_required(scope="usage:read")
+@bp.arguments(UsageArgsSchema, location="query")
+@bp.response(200, UsageReportSchema)
+def key_usage(args, id):
+    """An API key's usage over a half-open UTC period, optionally grouped (its user, or OWNER/ADMIN of its org)"""
+    return service.usage_of(session=get_session(), key_id=id, caller=current_caller(), **args)
+
+
 @bp.delete("/api-keys/<id>")
-@auth_required(api_keys=False)
+@auth_required
 @bp.response(204)
 def revoke_key(id):
     """Revoke an API key (its user, or an OWNER/ADMIN of the org it is scoped to)"""
@@ -36,7 +49,7 @@ def revoke_key(id):
 
 
 @bp.get("/orgs/<id>/api-keys")
-@auth_required(api_keys=False)
+@auth_required
 @may_fail(403)
 @bp.response(200, ApiKeySchema(many=True))
 def list_org_keys(id):

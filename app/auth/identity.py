@@ -10,31 +10,43 @@ from __future__ import annotations
 
 from flask import g, request
 
+from ..admission import rate_limits
 from ..db import get_session
-from ..errors import Unauthorized
+from ..errors import ApiError, Unauthorized
 from ..http.caller import API_KEY_CALLER, Caller, current_caller
 from . import keys
 
 __all__ = ["Caller", "authenticate_api_key", "current_caller"]
 
 
-def authenticate_api_key(*, accepted: bool) -> bool:
-    """For auth_required: True when the request carries a live API key, False when it carries none.
+class InsufficientScope(ApiError):
+    def __init__(self, scope: str):
+        super().__init__(403, "insufficient_scope", f"This API key does not have the `{scope}` scope",
+                         {"scope": scope})
+
+
+def authenticate_api_key(*, scope: str | None) -> bool:
+    """For auth_required: True when the request carries a live API key with `scope`, False when it carries none.
 
     A key that is unknown, revoked or expired is a 401 here and now: it never
     falls through to the JWT checks, whose "malformed token" would mislead.
     Every request looks its key up in the database, so a revocation holds at
-    once on every worker and every instance.
+    once on every worker and every instance. `scope` None: the route takes no
+    key at all. A key's requests per minute are counted here, on every route.
     """
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not keys.is_api_key(token.strip()):
         return False
-    if not accepted:
+    if scope is None:
         raise Unauthorized("This route needs an access token from /auth/login, not an API key",
                            code="api_key_not_accepted")
     key = keys.find_live_key(session=get_session(), secret=token.strip())
     if key is None:
         raise Unauthorized("The API key is invalid, expired or revoked", code="invalid_api_key")
-    g.setdefault(API_KEY_CALLER, Caller(user_id=key.user_id, api_key_id=key.id, org_id=key.org_id))
+    if scope not in key.scopes:
+        raise InsufficientScope(scope)
+    rate_limits.api_key_requests(key_id=key.id, per_minute=key.requests_per_minute)
+    g.setdefault(API_KEY_CALLER, Caller(user_id=key.user_id, api_key_id=key.id, org_id=key.org_id,
+                                        models=tuple(key.models) if key.models is not None else None))
     return True
 

@@ -43,7 +43,7 @@ def refresh():
 
 
 @bp.post("/logout")
-@auth_required(api_keys=False)
+@auth_required
 @bp.arguments(LogoutSchema)
 @bp.response(204)
 def logout(data):
@@ -52,7 +52,7 @@ def logout(data):
 
 
 @bp.post("/password")
-@auth_required(api_keys=False)
+@auth_required
 @rate_limits.password
 @may_fail(403)  # wrong_password
 @bp.arguments(PasswordChangeSchema)
@@ -65,7 +65,7 @@ def change_password(data):
 
 
 @bp.get("/me")
-@auth_required
+@auth_required(scope="conversations")
 @bp.response(200, UserSchema)
 def me():
     """The current user"""

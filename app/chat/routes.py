@@ -32,7 +32,7 @@ def _start_turn(conversation_id: str, data: dict, *, store_now: bool) -> turns.T
 
 @bp.post("/conversations/<id>/messages")
 @limit_concurrent_chats
-@auth_required
+@auth_required(scope="conversations")
 @rate_limits.chat
 @bp.arguments(ChatRequestSchema)
 @bp.response(200, ChatReplySchema)
@@ -44,7 +44,7 @@ def send_message(data, id):
 
 @bp.post("/conversations/<id>/stream")
 @limit_concurrent_chats
-@auth_required
+@auth_required(scope="conversations")
 @rate_limits.chat
 @bp.arguments(ChatRequestSchema)
 @bp.doc(responses={"200": SSE_DOC})
@@ -57,7 +57,7 @@ def stream_message(data, id):
 
 
 @bp.get("/models")
-@auth_required
+@auth_required(scope="conversations")
 @bp.response(200, ModelListSchema)
 def list_models():
     """The models this gateway accepts"""

@@ -47,9 +47,10 @@ def start_turn(*, session: Session, db_sessions: sessionmaker[Session], catalogu
     and one disk flush, or alone when the provider fails. Either way the
     read transaction ends here, so no connection is held during the call.
     """
-    conversation = get_visible(session=session, conversation_id=conversation_id, user_id=caller.user_id)
+    conversation = get_visible(session=session, conversation_id=conversation_id, caller=caller)
     spec = catalogue.resolve(data.get("model") or conversation.model)
-    enforce_budget(session=session, org_id=conversation.org_id)
+    caller.check_model(spec.name)
+    enforce_budget(session=session, org_id=conversation.org_id, api_key_id=caller.api_key_id)
     options = GenerationOptions(
         temperature=_first_set(data.get("temperature"), conversation.temperature),
         top_p=_first_set(data.get("top_p"), conversation.top_p),

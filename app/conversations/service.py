@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from ..http.caller import Caller
 from ..llm import Catalogue
 from ..errors import Forbidden, NotFound, ValidationFailed
 from ..models import Conversation, Message, utcnow
@@ -14,25 +15,33 @@ from ..orgs.service import MANAGERS, member_org_ids, role_in
 from ..usage.service import conversation_totals
 
 
-def visible_to(user_id: str):
-    """A conversation is visible to its owner and to the members of its org."""
-    return or_(Conversation.user_id == user_id, Conversation.org_id.in_(member_org_ids(user_id)))
+def visible_to(caller: Caller):
+    """The one visibility rule: an org's conversations to its current members, a personal one to its creator.
+
+    Membership is read by the same query, every time: a member who leaves (or is
+    removed) loses the org's conversations at once, those they created included.
+    An API key scoped to an org sees that org's conversations and nothing else.
+    """
+    in_a_member_org = Conversation.org_id.in_(member_org_ids(caller.user_id))
+    if caller.org_id is not None:
+        return and_(Conversation.org_id == caller.org_id, in_a_member_org)
+    return or_(and_(Conversation.org_id.is_(None), Conversation.user_id == caller.user_id), in_a_member_org)
 
 
-def get_visible(*, session: Session, conversation_id: str, user_id: str) -> Conversation:
-    """The conversation if the user may see it, else 404 (never 403: ids cannot be probed)."""
-    conversation = session.scalar(select(Conversation).where(Conversation.id == conversation_id, visible_to(user_id)))
+def get_visible(*, session: Session, conversation_id: str, caller: Caller) -> Conversation:
+    """The conversation if the caller may see it, else 404 (never 403: ids cannot be probed)."""
+    conversation = session.scalar(select(Conversation).where(Conversation.id == conversation_id, visible_to(caller)))
     if conversation is None:
         raise NotFound("Conversation")
     return conversation
 
 
-def get_manageable(*, session: Session, conversation_id: str, user_id: str) -> Conversation:
-    """Visible, and the user is its owner or an OWNER/ADMIN of its org; members get 403."""
-    conversation = get_visible(session=session, conversation_id=conversation_id, user_id=user_id)
-    if conversation.user_id == user_id:
+def get_manageable(*, session: Session, conversation_id: str, caller: Caller) -> Conversation:
+    """Visible, and the caller is its creator or an OWNER/ADMIN of its org; members get 403."""
+    conversation = get_visible(session=session, conversation_id=conversation_id, caller=caller)
+    if conversation.user_id == caller.user_id:
         return conversation
-    if role_in(session=session, org_id=conversation.org_id, user_id=user_id) not in MANAGERS:
+    if role_in(session=session, org_id=conversation.org_id, user_id=caller.user_id) not in MANAGERS:
         raise Forbidden("Only the owner or an OWNER/ADMIN of its organisation can change this conversation")
     return conversation
 
@@ -41,21 +50,23 @@ def touch(conversation: Conversation) -> None:
     conversation.updated_at = utcnow()
 
 
-def create(*, session: Session, catalogue: Catalogue, user_id: str, data: dict) -> Conversation:
+def create(*, session: Session, catalogue: Catalogue, caller: Caller, data: dict) -> Conversation:
+    """A personal conversation, or one of an org the caller belongs to; an org-scoped API key's are its org's."""
     if data.get("model"):
         catalogue.resolve(data["model"])
-    org_id = data.get("org_id")
+    org_id = data.get("org_id") or caller.org_id
     if org_id is not None:
-        if role_in(session=session, org_id=org_id, user_id=user_id) is None:
+        if (caller.org_id not in (None, org_id)
+                or role_in(session=session, org_id=org_id, user_id=caller.user_id) is None):
             raise ValidationFailed("You are not a member of that organisation", {"orgId": ["Unknown organisation."]})
-    conversation = Conversation(user_id=user_id, **data)
+    conversation = Conversation(**{**data, "org_id": org_id}, user_id=caller.user_id)
     session.add(conversation)
     session.commit()
     return conversation
 
 
-def update(*, session: Session, catalogue: Catalogue, conversation_id: str, user_id: str, data: dict) -> Conversation:
-    conversation = get_manageable(session=session, conversation_id=conversation_id, user_id=user_id)
+def update(*, session: Session, catalogue: Catalogue, conversation_id: str, caller: Caller, data: dict) -> Conversation:
+    conversation = get_manageable(session=session, conversation_id=conversation_id, caller=caller)
     if data.get("model"):
         catalogue.resolve(data["model"])
     for name, value in data.items():
@@ -65,23 +76,23 @@ def update(*, session: Session, catalogue: Catalogue, conversation_id: str, user
     return conversation
 
 
-def delete(*, session: Session, conversation_id: str, user_id: str) -> None:
-    conversation = get_manageable(session=session, conversation_id=conversation_id, user_id=user_id)
+def delete(*, session: Session, conversation_id: str, caller: Caller) -> None:
+    conversation = get_manageable(session=session, conversation_id=conversation_id, caller=caller)
     session.delete(conversation)
     session.commit()
 
 
-def get_detail(*, session: Session, conversation_id: str, user_id: str, limit: int) -> dict:
+def get_detail(*, session: Session, conversation_id: str, caller: Caller, limit: int) -> dict:
     """The conversation with its newest page of messages (older pages through `messagesNextCursor`) and its usage."""
-    conversation = get_visible(session=session, conversation_id=conversation_id, user_id=user_id)
+    conversation = get_visible(session=session, conversation_id=conversation_id, caller=caller)
     page = message_page(session=session, conversation_id=conversation.id, limit=limit)
     return {**{c.key: getattr(conversation, c.key) for c in Conversation.__table__.columns},
             "messages": page["items"], "messages_next_cursor": page["next_cursor"],
             "usage": conversation_totals(session=session, conversation_id=conversation.id)}
 
 
-def list_messages(*, session: Session, conversation_id: str, user_id: str, limit: int, cursor: str | None = None) -> dict:
-    conversation = get_visible(session=session, conversation_id=conversation_id, user_id=user_id)
+def list_messages(*, session: Session, conversation_id: str, caller: Caller, limit: int, cursor: str | None = None) -> dict:
+    conversation = get_visible(session=session, conversation_id=conversation_id, caller=caller)
     return message_page(session=session, conversation_id=conversation.id, limit=limit, cursor=cursor)
 
 
@@ -100,9 +111,9 @@ def message_page(*, session: Session, conversation_id: str, limit: int, cursor: 
     return {"items": items, "next_cursor": next_cursor}
 
 
-def list_visible(*, session: Session, user_id: str, limit: int, cursor: str | None = None, page: int | None = None) -> dict:
+def list_visible(*, session: Session, caller: Caller, limit: int, cursor: str | None = None, page: int | None = None) -> dict:
     """Newest updatedAt first; keyset pages through cursor, or numbered pages through page."""
-    query = select(Conversation).where(visible_to(user_id)).order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+    query = select(Conversation).where(visible_to(caller)).order_by(Conversation.updated_at.desc(), Conversation.id.desc())
     if cursor:
         updated_at, last_id = decode_cursor(cursor)
         query = query.where(

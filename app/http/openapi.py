@@ -39,15 +39,18 @@ ERROR_STATUSES: dict[int, tuple[str, dict[str, str]]] = {
         "missing_token": "", "invalid_token": "", "token_expired": "", "token_revoked": "",
         "invalid_credentials": "login", "invalid_api_key": "", "api_key_not_accepted": ""}),
     403: ("Authenticated, but not allowed", {"forbidden": "the caller's role", "registration_closed": "",
-                                             "account_disabled": "", "wrong_password": ""}),
+                                             "account_disabled": "", "wrong_password": "",
+                                             "insufficient_scope": "an API key without the route's scope, "
+                                                                   "named in `details.scope`",
+                                             "model_not_allowed": "a model outside the API key's allow-list"}),
     404: ("No such resource, or not visible to the caller", {"not_found": "", "model_not_found": "/v1"}),
     408: ("The body did not arrive within GUNICORN_BODY_TIMEOUT seconds", {"request_timeout": ""}),
     409: ("The request conflicts with existing data", {"conflict": ""}),
     413: ("The body is over MAX_CONTENT_LENGTH", {"request_entity_too_large": ""}),
     415: ("A body that is not `application/json`", {"unsupported_media_type": ""}),
     429: ("Over a limit; `Retry-After` says when to come back", {
-        "too_many_requests": "a rate limit", "too_many_streams": "open streams per user",
-        "budget_exceeded": "the organisation's monthly budget"}),
+        "too_many_requests": "a rate limit, an API key's `requestsPerMinute` too", "too_many_streams": "open streams per user",
+        "budget_exceeded": "the organisation's or the API key's monthly budget"}),
     502: ("The model provider is unreachable or failed", {"provider_error": ""}),
     503: ("Out of capacity for now; `Retry-After` says when to try again", {
         "database_unavailable": "", "database_busy": "", "chat_capacity": "",

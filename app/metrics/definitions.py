@@ -120,6 +120,16 @@ USAGE_GAUGES = {
         "with a budget that have used the most of it; org=\"other\" is the highest ratio among the rest.",
         ("org", "limit")),
     "gateway_usage_month_orgs": ("Orgs that have used tokens this UTC month.", ()),
+    # The same for API keys: `api_key` is a key id (as the usage API shows it) for the
+    # USAGE_METRICS_TOP_API_KEYS keys at the top, and OTHER_ORG ("other") for the rest.
+    "gateway_usage_api_key_month_tokens": (
+        "Tokens used this UTC month through the top API keys by tokens; api_key=\"other\" sums every other key.",
+        ("api_key",)),
+    "gateway_usage_api_key_month_cost_usd": (
+        "USD spent this UTC month through the same API keys as gateway_usage_api_key_month_tokens; "
+        "api_key=\"other\" sums the rest.",
+        ("api_key",)),
+    "gateway_usage_month_api_keys": ("API keys that have used tokens this UTC month.", ()),
     "gateway_usage_refreshed_timestamp_seconds": (
         "When the usage gauges were last read from the database (Unix time); they keep their values while it fails.",
         ()),

@@ -3,6 +3,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from ..auth.service import find_by_email
+from ..http.caller import Caller
 from ..errors import Conflict, Forbidden, NotFound
 from ..models import Org, OrgMember, OrgRole
 
@@ -34,6 +35,12 @@ def get_membership(*, session: Session, org_id: str, user_id: str) -> OrgMember:
     if membership is None:
         raise NotFound("Organisation")
     return membership
+
+
+def check_reach(caller: Caller, org_id: str | None) -> None:
+    """An API key scoped to an org reaches that org and nothing else: any other is 404, as for outsiders."""
+    if caller.org_id is not None and caller.org_id != org_id:
+        raise NotFound("Organisation")
 
 
 def get_manager_membership(*, session: Session, org_id: str, user_id: str) -> OrgMember:

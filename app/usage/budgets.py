@@ -1,4 +1,4 @@
-"""Org budgets: monthly token and cost limits, checked before any provider call.
+"""Budgets of orgs and of API keys: monthly token and cost limits, checked before any provider call.
 
 The check reads the budget and the org's running total for the current UTC
 month (org_usage_months, kept in the usage rows' transactions) in one indexed
@@ -7,6 +7,9 @@ past the check still finish and are counted, so a month can end above its
 budget by at most the tokens (and cost) of the completions in flight when the
 limit was reached. Nothing reserves tokens ahead: a completion's size is
 unknown until it ends.
+
+An API key's own limits (set at its creation) work the same way, on its own
+running total (api_key_usage_months); a chat must be within both.
 """
 from __future__ import annotations
 
@@ -16,11 +19,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError, retry_after
-from ..models import OrgBudget, OrgUsageMonth, month_key, utcnow
+from ..models import ApiKey, ApiKeyUsageMonth, OrgBudget, OrgUsageMonth, month_key, utcnow
 from .months import next_month_start
 from .schemas import BudgetSchema
 
@@ -33,27 +36,45 @@ _BUDGET_AND_MONTH = (
                                                   _months.c.month == bindparam("month"))))
     .where(_budgets.c.org_id == bindparam("org_id")))
 
+_keys, _key_months = ApiKey.__table__, ApiKeyUsageMonth.__table__
+_KEY_BUDGET_AND_MONTH = (
+    select(_keys.c.monthly_tokens, _keys.c.monthly_cost_usd, _keys.c.created_at,
+           _key_months.c.tokens, _key_months.c.cost_usd)
+    .select_from(_keys.outerjoin(_key_months, and_(_key_months.c.api_key_id == _keys.c.id,
+                                                   _key_months.c.month == bindparam("month"))))
+    .where(_keys.c.id == bindparam("api_key_id"),
+           or_(_keys.c.monthly_tokens.is_not(None), _keys.c.monthly_cost_usd.is_not(None))))
+
 
 class BudgetExceeded(ApiError):
-    """429 budget_exceeded: the org has used its monthly budget; Retry-After runs to the next UTC month."""
+    """429 budget_exceeded: the org or the API key has used its monthly budget; Retry-After runs to the next UTC month."""
 
-    def __init__(self, details: dict[str, Any], seconds: int):
-        super().__init__(429, "budget_exceeded", "This organisation has used its monthly budget", details,
-                         headers=retry_after(seconds))
+    def __init__(self, message: str, details: dict[str, Any], seconds: int):
+        super().__init__(429, "budget_exceeded", message, details, headers=retry_after(seconds))
 
 
-def enforce_budget(*, session: Session, org_id: str | None, now: datetime | None = None) -> None:
-    """Raise BudgetExceeded if the org's current month has reached a limit; chats without an org have none."""
-    if org_id is None:
-        return
+def enforce_budget(*, session: Session, org_id: str | None, api_key_id: str | None = None,
+                   now: datetime | None = None) -> None:
+    """Raise BudgetExceeded if the org's or the API key's current month has reached a limit.
+
+    Chats without an org, and access tokens, have no budget of that kind.
+    """
     now = now or utcnow()
-    row = session.execute(_BUDGET_AND_MONTH, {"org_id": org_id, "month": month_key(now)}).first()
-    if row is None:
-        return
-    if _exceeded(row):
-        resets_at = next_month_start(now)
-        raise BudgetExceeded(_budget_schema.dump(_status(row, now)),
-                             seconds=max(1, math.ceil((resets_at - now).total_seconds())))
+    if org_id is not None:
+        row = session.execute(_BUDGET_AND_MONTH, {"org_id": org_id, "month": month_key(now)}).first()
+        if row is not None and _exceeded(row):
+            raise _exceeded_error("This organisation has used its monthly budget", row, now)
+    if api_key_id is not None:
+        row = session.execute(_KEY_BUDGET_AND_MONTH, {"api_key_id": api_key_id, "month": month_key(now)}).first()
+        if row is not None and _exceeded(row):
+            raise _exceeded_error(f"The API key {api_key_id} has used its monthly budget", row, now,
+                                  {"apiKeyId": api_key_id})
+
+
+def _exceeded_error(message: str, row, now: datetime, extra: dict[str, Any] | None = None) -> BudgetExceeded:
+    resets_at = next_month_start(now)
+    details = {**_budget_schema.dump(_status(row, now)), **(extra or {})}
+    return BudgetExceeded(message, details, seconds=max(1, math.ceil((resets_at - now).total_seconds())))
 
 
 def get_budget(*, session: Session, org_id: str, now: datetime | None = None) -> dict[str, Any]:

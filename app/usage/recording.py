@@ -1,4 +1,4 @@
-"""Writing usage: one row per completion, and the org's running total for its UTC month, in one transaction.
+"""Writing usage: one row per completion, and its org's and API key's running totals for its UTC month, in one transaction.
 
 Where an assistant message is stored, the chat code writes the row in that
 message's transaction (`UsageLedger.write`, then `settled()` after its
@@ -20,42 +20,46 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import database_unreachable
 from ..llm import ModelSpec, Usage, cost_of
-from ..models import OrgUsageMonth, UsageRecord, month_key, new_id, utcnow
+from ..models import ApiKeyUsageMonth, OrgUsageMonth, UsageRecord, month_key, new_id, utcnow
 
 log = logging.getLogger(__name__)
 
 NOT_COUNTED = "none"  # the method of a completion that ended before any token was counted
 
-_records, _months = UsageRecord.__table__, OrgUsageMonth.__table__
+_records, _months, _key_months = UsageRecord.__table__, OrgUsageMonth.__table__, ApiKeyUsageMonth.__table__
 # Built once: statement construction is a visible share of a chat's CPU time.
 _INSERT_RECORD = _records.insert()
 
 
-def _bump_statement(dialect):
+def _bump_statement(dialect, months, owner: str):
     """INSERT ... ON CONFLICT DO UPDATE SET tokens = tokens + excluded.tokens: one atomic, race-free statement.
 
     Both databases take it (SQLite since 3.24); concurrent first completions of a
     month cannot both insert, and increments are never lost to a read-modify-write.
     """
-    statement = dialect.insert(_months).values(org_id=bindparam("org_id"), month=bindparam("month"),
-                                               tokens=bindparam("tokens"), cost_usd=bindparam("cost_usd"))
+    statement = dialect.insert(months).values({owner: bindparam("owner"), "month": bindparam("month"),
+                                               "tokens": bindparam("tokens"), "cost_usd": bindparam("cost_usd")})
     return statement.on_conflict_do_update(
-        index_elements=[_months.c.org_id, _months.c.month],
-        set_={"tokens": _months.c.tokens + statement.excluded.tokens,
-              "cost_usd": _months.c.cost_usd + statement.excluded.cost_usd})
+        index_elements=[months.c[owner], months.c.month],
+        set_={"tokens": months.c.tokens + statement.excluded.tokens,
+              "cost_usd": months.c.cost_usd + statement.excluded.cost_usd})
 
 
-_BUMP = {"postgresql": _bump_statement(postgresql), "sqlite": _bump_statement(sqlite)}
+# The running totals a usage row adds to: its org's month and its API key's month.
+_BUMPS = {column: {"postgresql": _bump_statement(postgresql, table, column),
+                   "sqlite": _bump_statement(sqlite, table, column)}
+          for column, table in (("org_id", _months), ("api_key_id", _key_months))}
 
 
 def record(session: Session, row: dict[str, Any]) -> None:
-    """Insert one usage row and add it to its org's month; the caller commits."""
+    """Insert one usage row and add it to its org's month and its API key's; the caller commits."""
     session.execute(_INSERT_RECORD, row)
-    if row["org_id"] is None:
-        return
-    session.execute(_BUMP[session.get_bind().dialect.name],
-                    {"org_id": row["org_id"], "month": month_key(row["created_at"]),
-                     "tokens": row["prompt_tokens"] + row["completion_tokens"], "cost_usd": row["cost_usd"] or Decimal(0)})
+    for owner, bump in _BUMPS.items():
+        if row[owner] is not None:
+            session.execute(bump[session.get_bind().dialect.name],
+                            {"owner": row[owner], "month": month_key(row["created_at"]),
+                             "tokens": row["prompt_tokens"] + row["completion_tokens"],
+                             "cost_usd": row["cost_usd"] or Decimal(0)})
 
 
 class UsageLedger:

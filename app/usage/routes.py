@@ -9,22 +9,22 @@ bp = Blueprint("usage", __name__, description="Usage (tokens and cost per comple
 
 
 @bp.get("/orgs/<id>/usage")
-@auth_required
+@auth_required(scope="usage:read")
 @bp.arguments(UsageArgsSchema, location="query")
 @bp.response(200, UsageReportSchema)
 @may_fail(403)  # OWNER/ADMIN only
 def org_usage(args, id):
     """An organisation's usage over a half-open UTC period, optionally grouped (OWNER/ADMIN)"""
-    return service.org_usage(session=get_session(), org_id=id, user_id=current_caller().user_id, **args)
+    return service.org_usage(session=get_session(), org_id=id, caller=current_caller(), **args)
 
 
 @bp.get("/auth/me/usage")
-@auth_required
+@auth_required(scope="usage:read")
 @bp.arguments(UsageArgsSchema, location="query")
 @bp.response(200, UsageReportSchema)
 def my_usage(args):
-    """The caller's own usage over a half-open UTC period, in every organisation and none"""
-    return service.my_usage(session=get_session(), user_id=current_caller().user_id, **args)
+    """The caller's own usage over a half-open UTC period, in every organisation and none (an org-scoped API key: in its org)"""
+    return service.my_usage(session=get_session(), caller=current_caller(), **args)
 
 
 @bp.get("/orgs/<id>/budget")

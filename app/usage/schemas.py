@@ -6,7 +6,7 @@ from marshmallow import ValidationError, fields, post_load, validate
 from ..http.schemas import CamelSchema
 from ..models import USD_PLACES
 
-GROUP_BY = ("model", "user", "day")
+GROUP_BY = ("model", "user", "day", "apiKey")
 # SQLite keeps USD as a signed 64-bit count of 1e-10 USD (models.Usd): at most about 9.2e8 USD. A round
 # 1e8 leaves room for the month's total to pass a budget; found by Schemathesis (1e9 overflowed, a 500).
 MAX_COST_USD = 10**8
@@ -78,7 +78,8 @@ class UsageTotalsSchema(CamelSchema):
 
 
 class UsageGroupSchema(UsageTotalsSchema):
-    key = fields.String(metadata={"description": "The model name, user id, or UTC day (YYYY-MM-DD)"})
+    key = fields.String(allow_none=True, metadata={"description": "The model name, user id, UTC day (YYYY-MM-DD), "
+                                                                 "or API key id (null: used with an access token)"})
 
 
 class UsageReportSchema(CamelSchema):

@@ -4,12 +4,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import and_, func, literal, select
 from sqlalchemy.orm import Session
 
 from ..errors import ValidationFailed
+from ..http.caller import Caller
 from ..models import UsageRecord, utcnow
-from ..orgs.service import get_manager_membership
+from ..orgs.service import check_reach, get_manager_membership
 from . import budgets
 from .months import month_start, next_month_start
 
@@ -20,17 +21,27 @@ _TOTALS = (func.coalesce(func.sum(_records.c.prompt_tokens), 0).label("prompt_to
            func.count().label("completions"))
 
 
-def org_usage(*, session: Session, org_id: str, user_id: str, start: datetime | None, end: datetime | None,
+def org_usage(*, session: Session, org_id: str, caller: Caller, start: datetime | None, end: datetime | None,
               group_by: str | None, now: datetime | None = None) -> dict[str, Any]:
     """An org's usage (OWNER/ADMIN only), whoever spent it, through chats and API keys alike."""
-    get_manager_membership(session=session, org_id=org_id, user_id=user_id)
+    check_reach(caller, org_id)
+    get_manager_membership(session=session, org_id=org_id, user_id=caller.user_id)
     return _report(session, _records.c.org_id == org_id, start, end, group_by, now)
 
 
-def my_usage(*, session: Session, user_id: str, start: datetime | None, end: datetime | None,
+def my_usage(*, session: Session, caller: Caller, start: datetime | None, end: datetime | None,
              group_by: str | None, now: datetime | None = None) -> dict[str, Any]:
-    """The caller's own usage, in every org and in none."""
-    return _report(session, _records.c.user_id == user_id, start, end, group_by, now)
+    """The caller's own usage, in every org and in none; an org-scoped API key's caller, in that org only."""
+    scope = _records.c.user_id == caller.user_id
+    if caller.org_id is not None:
+        scope = and_(scope, _records.c.org_id == caller.org_id)
+    return _report(session, scope, start, end, group_by, now)
+
+
+def key_usage(*, session: Session, api_key_id: str, start: datetime | None, end: datetime | None,
+              group_by: str | None, now: datetime | None = None) -> dict[str, Any]:
+    """One API key's usage; the caller has checked that the key is theirs to see."""
+    return _report(session, _records.c.api_key_id == api_key_id, start, end, group_by, now)
 
 
 def conversation_totals(*, session: Session, conversation_id: str) -> dict[str, Any]:
@@ -80,6 +91,8 @@ def _group_key(session: Session, group_by: str):
         return _records.c.model
     if group_by == "user":
         return _records.c.user_id
+    if group_by == "apiKey":
+        return _records.c.api_key_id  # NULL: completions made with an access token
     if session.get_bind().dialect.name == "sqlite":
         # SQLite keeps UTC datetimes as "YYYY-MM-DD HH:MM:SS.ffffff" text: the day is its first ten characters.
         return func.substr(_records.c.created_at, 1, 10)

@@ -36,12 +36,13 @@ class Call:
 
 def prepare(*, session: Session, db_sessions: sessionmaker[Session], catalogue: Catalogue, caller: Caller,
             data: dict[str, Any]) -> Call:
-    """Check the model and the budget of the API key's org (access tokens have none), before any provider call."""
+    """Check the model and the budgets of the API key and its org (access tokens have none), before any provider call."""
     try:
         spec = catalogue.resolve(data["model"])
     except UnknownModel:
         raise ModelNotFound(data["model"]) from None
-    enforce_budget(session=session, org_id=caller.org_id)
+    caller.check_model(spec.name)
+    enforce_budget(session=session, org_id=caller.org_id, api_key_id=caller.api_key_id)
     session.rollback()  # ends the read transaction: no connection is held during the provider call
     options = GenerationOptions(
         temperature=data.get("temperature"),

@@ -19,7 +19,7 @@ bp.after_request(in_openai_shape)
 
 
 @bp.get("/models")
-@auth_required
+@auth_required(scope="inference")
 @bp.doc(responses={"200": {"description": "OK", "content": {"application/json": {"schema": OpenAIModelListSchema}}}})
 def list_models():
     """The models this gateway accepts, as OpenAI lists them"""
@@ -28,7 +28,7 @@ def list_models():
 
 @bp.post("/chat/completions")
 @limit_concurrent_chats  # the same per-worker cap as the chat routes: /v1 holds provider calls just as long
-@auth_required
+@auth_required(scope="inference")
 @rate_limits.chat
 @may_fail(404)  # model_not_found, as OpenAI answers
 @bp.arguments(ChatCompletionRequestSchema)

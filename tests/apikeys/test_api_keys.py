@@ -6,18 +6,15 @@ import pytest
 from sqlalchemy import select, update
 
 from app.models import ApiKey
+from tests.support import keys
+from tests.support.keys import bearer
 from tests.orgs.test_orgs import add
 from tests.orgs.test_access import PLACEHOLDERS, body_for, protected_routes
 
 
 def create_key(client, user, **body):
-    response = client.post("/api-keys", json={"name": "laptop", **body}, headers=user.headers)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-def bearer(secret: str) -> dict:
-    return {"Authorization": f"Bearer {secret}"}
+    """A key these tests can present to /auth/me, which takes the `conversations` scope."""
+    return keys.create_key(client, user, **{"scopes": ["conversations", "inference"], **body})
 
 
 def test_the_key_is_shown_once_and_only_its_hash_is_stored(client, user, db_session):

@@ -139,7 +139,8 @@ def test_a_disabled_account_is_refused_at_once_and_enabled_again_logs_in_afresh(
 
 
 def test_a_disabled_accounts_api_keys_stop_too(app, client, user):
-    secret = client.post("/api-keys", json={"name": "laptop"}, headers=user.headers).get_json()["key"]
+    secret = client.post("/api-keys", json={"name": "laptop", "scopes": ["conversations"]},
+                         headers=user.headers).get_json()["key"]
     assert me(client, secret).status_code == 200
     assert cli(app, "disable-user", user.email)[0] == 0
     assert_error(me(client, secret), 401, "invalid_api_key")

@@ -45,6 +45,8 @@ def expected_errors(method: str, path: str, operation: dict) -> set[int]:
         statuses |= {400, 408, 413, 415}  # a malformed or slow body, before any route's own checks
     if "security" in operation:
         statuses |= {401, 503}
+    if "x-api-key-scope" in operation:
+        statuses |= {403, 429}  # a key without the scope; a key over its own requestsPerMinute
     if method in BODY_METHODS | {"delete"}:
         statuses.add(503)
     if (method, path) in RATE_LIMITED:

@@ -46,6 +46,8 @@ REQUIRED_PANELS = {
     "Top orgs by tokens this month": ("short", ["gateway_usage_month_tokens", "by (org)"]),
     "Top orgs by cost this month": ("currencyUSD", ["gateway_usage_month_cost_usd", "by (org)"]),
     "Budget used by org": ("percentunit", ["gateway_usage_budget_used_ratio", "by (org, limit)"]),
+    "Top API keys by tokens this month": ("short", ["gateway_usage_api_key_month_tokens", "by (api_key)"]),
+    "Top API keys by cost this month": ("currencyUSD", ["gateway_usage_api_key_month_cost_usd", "by (api_key)"]),
 }
 
 

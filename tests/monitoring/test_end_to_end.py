@@ -52,6 +52,16 @@ class Client:
         response = self.session.post(f"{url}/conversations", json={"title": "monitoring", "orgId": self.org}, timeout=10)
         assert response.status_code == 201, response.text
         self.conversation = response.json()["id"]
+        # An API key, so the per-key usage panels show a named key beside `other`.
+        response = self.session.post(f"{url}/api-keys", json={"name": "monitoring"}, timeout=10)
+        assert response.status_code == 201, response.text
+        self.api_key = response.json()
+
+    def v1(self, model: str) -> None:
+        response = requests.post(f"{self.url}/v1/chat/completions", timeout=30,
+                                 headers={"Authorization": f"Bearer {self.api_key['key']}"},
+                                 json={"model": model, "messages": [{"role": "user", "content": "Say hello"}]})
+        assert response.status_code == 200, response.text
 
     def message(self, model: str, expect: int = 200) -> None:
         response = self.session.post(f"{self.url}/conversations/{self.conversation}/messages",
@@ -81,6 +91,7 @@ def send_traffic(client: Client, fake: FakeModelServer) -> None:
         client.message(model)
         client.stream(model)
         client.stream(model)
+        client.v1(model)
     fake.queue(Script(status=500))                      # provider_error
     client.message(OLLAMA_MODEL, expect=502)
     fake.queue(Script(headers_delay=2.5))               # timeout (PROVIDER_READ_TIMEOUT=1)
@@ -212,6 +223,9 @@ def test_panels_show_what_the_traffic_did(stack):
     for name in ("gateway_usage_month_tokens", "gateway_usage_month_cost_usd"):
         orgs = {s["metric"]["org"] for s in prom.query(f'{name}{{job="ai-chat-gateway"}} > 0')}
         assert len(orgs) == 1 and "other" not in orgs, f"{name}: the one org that chatted, by id: {orgs}"
+    for name in ("gateway_usage_api_key_month_tokens", "gateway_usage_api_key_month_cost_usd"):
+        keys = {s["metric"]["api_key"] for s in prom.query(f'{name}{{job="ai-chat-gateway"}} > 0')}
+        assert len(keys) == 1 and "other" not in keys, f"{name}: the one key that chatted, by id: {keys}"
     ratios = {(s["metric"]["org"], s["metric"]["limit"]) for s in prom.query('gateway_usage_budget_used_ratio > 0')}
     assert {limit for _, limit in ratios} == {"tokens", "cost"} and "other" not in {org for org, _ in ratios}
 

@@ -147,9 +147,12 @@ def test_the_process_collector_exposes_the_process_metrics_monitoring_uses():
 
 def test_the_usage_collector_exposes_exactly_the_declared_usage_gauges():
     """The usage gauges are computed at scrape time from USAGE_GAUGES: check what the collector yields."""
-    from app.metrics.usage import Snapshot, families
+    from app.metrics.usage import Snapshot, Totals, families
 
-    snapshot = Snapshot(tokens={"org-1": 5, definitions.OTHER_ORG: 1}, cost={"org-1": 0.5, definitions.OTHER_ORG: 0})
+    snapshot = Snapshot(orgs=Totals(tokens={"org-1": 5, definitions.OTHER_ORG: 1},
+                                    cost={"org-1": 0.5, definitions.OTHER_ORG: 0}),
+                        api_keys=Totals(tokens={"key-1": 5, definitions.OTHER_ORG: 1},
+                                        cost={"key-1": 0.5, definitions.OTHER_ORG: 0}))
     exposed = {}
     for family in families(snapshot):
         assert family.type == "gauge"

@@ -6,6 +6,8 @@ from datetime import timedelta
 import pytest
 from flask_jwt_extended import create_access_token
 
+from tests.support.keys import bearer, create_key
+
 PUBLIC_ENDPOINTS = {"health.health", "health.livez", "api-docs.openapi_json", "auth.register", "auth.login", "prometheus_metrics",
                     "docs.page", "docs.asset", "docs.init_script"}
 PLACEHOLDERS = {"id": "00000000-0000-0000-0000-000000000000", "user_id": "00000000-0000-0000-0000-000000000001"}
@@ -72,10 +74,14 @@ def test_every_protected_route_rejects_bad_tokens(app, client, user, kind):
 
 @pytest.fixture
 def cast(client, auth):
-    """An org with one user per role, an outsider, and a conversation shared with the org by its owner."""
-    people = {name: auth.register() for name in ("author", "owner", "admin", "member", "outsider")}
+    """An org with one user per role, an outsider, and a conversation shared with the org by its author.
+
+    `removed` was a member who created a conversation of their own in the org
+    (people["removed"].conversation) and was then removed by the owner.
+    """
+    people = {name: auth.register() for name in ("author", "owner", "admin", "member", "outsider", "removed")}
     org = client.post("/orgs", json={"name": "Acme"}, headers=people["owner"].headers).get_json()
-    for name, role in (("author", "MEMBER"), ("admin", "ADMIN"), ("member", "MEMBER")):
+    for name, role in (("author", "MEMBER"), ("admin", "ADMIN"), ("member", "MEMBER"), ("removed", "MEMBER")):
         response = client.post(
             f"/orgs/{org['id']}/members", json={"email": people[name].email, "role": role}, headers=people["owner"].headers
         )
@@ -83,6 +89,12 @@ def cast(client, auth):
     conversation = client.post(
         "/conversations", json={"orgId": org["id"], "title": "shared"}, headers=people["author"].headers
     ).get_json()
+    people["removed"].conversation = client.post(
+        "/conversations", json={"orgId": org["id"], "title": "left behind"}, headers=people["removed"].headers
+    ).get_json()
+    people["removed"].key = create_key(client, people["removed"], scopes=["conversations"])["key"]
+    response = client.delete(f"/orgs/{org['id']}/members/{people['removed'].id}", headers=people["owner"].headers)
+    assert response.status_code == 204
     return people, org, conversation
 
 
@@ -92,6 +104,7 @@ CONVERSATION_MATRIX = {
     "admin": {"GET": 200, "PATCH": 200, "DELETE": 204},
     "member": {"GET": 200, "PATCH": 403, "DELETE": 403},
     "outsider": {"GET": 404, "PATCH": 404, "DELETE": 404},
+    "removed": {"GET": 404, "PATCH": 404, "DELETE": 404},
 }
 
 
@@ -106,7 +119,7 @@ def test_conversation_access_matrix(client, cast, who, method):
     assert response.status_code == CONVERSATION_MATRIX[who][method], response.get_json()
     listed = [c["id"] for c in client.get("/conversations", headers=people[who].headers).get_json()["items"]]
     still_there = not (method == "DELETE" and response.status_code == 204)
-    assert (conversation["id"] in listed) == (who != "outsider" and still_there)
+    assert (conversation["id"] in listed) == (who not in {"outsider", "removed"} and still_there)
 
 
 def test_outsiders_get_404_on_every_conversation_route(app, client, cast):
@@ -123,12 +136,30 @@ def test_outsiders_get_404_on_every_conversation_route(app, client, cast):
     assert client.get(f"/conversations/{conversation['id']}", headers=people["author"].headers).status_code == 200
 
 
+@pytest.mark.parametrize("credential", ["access token", "personal API key"])
+def test_a_removed_member_gets_404_on_every_route_of_the_conversation_they_created(app, client, cast, credential):
+    people, _, _ = cast
+    removed = people["removed"]
+    headers = removed.headers if credential == "access token" else bearer(removed.key)
+    routes = [(m, t) for m, t in protected_routes(app) if t.startswith("/conversations/<id>")]
+    assert len(routes) >= 5
+    for method, template in routes:
+        response = client.open(template.replace("<id>", removed.conversation["id"]), method=method,
+                               json=body_for(method, template), headers=headers)
+        assert response.status_code == 404, (method, template)
+        assert response.get_json()["error"]["code"] == "not_found"
+    listed = client.get("/conversations", headers=headers).get_json()["items"]
+    assert removed.conversation["id"] not in [c["id"] for c in listed]
+    assert client.get(f"/conversations/{removed.conversation['id']}", headers=people["owner"].headers).status_code == 200
+
+
 ORG_MATRIX = {
     # who: (GET org, GET members, POST member, DELETE member)
     "owner": (200, 200, 201, 204),
     "admin": (200, 200, 201, 204),
     "member": (200, 200, 403, 403),
     "outsider": (404, 404, 404, 404),
+    "removed": (404, 404, 404, 404),
 }
 
 
