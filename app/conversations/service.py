@@ -43,7 +43,7 @@ def touch(conversation: Conversation) -> None:
 
 def create(*, session: Session, catalogue: Catalogue, user_id: str, data: dict) -> Conversation:
     if data.get("model"):
-        catalogue.resolve(data["model"])
+        catalogue.resolve_chat(data["model"])
     org_id = data.get("org_id")
     if org_id is not None:
         if role_in(session=session, org_id=org_id, user_id=user_id) is None:
@@ -57,7 +57,7 @@ def create(*, session: Session, catalogue: Catalogue, user_id: str, data: dict) 
 def update(*, session: Session, catalogue: Catalogue, conversation_id: str, user_id: str, data: dict) -> Conversation:
     conversation = get_manageable(session=session, conversation_id=conversation_id, user_id=user_id)
     if data.get("model"):
-        catalogue.resolve(data["model"])
+        catalogue.resolve_chat(data["model"])
     for name, value in data.items():
         setattr(conversation, name, value)
     touch(conversation)

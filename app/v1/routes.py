@@ -7,10 +7,11 @@ from ..chat_capacity import limit_concurrent_chats
 from ..llm import get_llm
 from ..rest import Blueprint, auth_required, may_fail
 from ..stream_limit import limit_user_streams
-from . import completions, streaming
+from . import completions, embeddings, streaming
 from .errors import in_openai_shape
-from .responses import COMPLETION_DOC, OpenAIErrorSchema, OpenAIModelListSchema
-from .schemas import ChatCompletionRequestSchema
+from .responses import (COMPLETION_DOC, EmbeddingListSchema, OpenAIErrorSchema, OpenAIModelListSchema,
+                        OpenAIModelSchema)
+from .schemas import ChatCompletionRequestSchema, EmbeddingRequestSchema
 
 bp = Blueprint("v1", __name__, url_prefix="/v1", error_schema=OpenAIErrorSchema,
                description="OpenAI-compatible API: point any OpenAI SDK at /v1 with an API key (or an access token)")
@@ -23,6 +24,15 @@ bp.after_request(in_openai_shape)
 def list_models():
     """The models this gateway accepts, as OpenAI lists them"""
     return completions.model_list(get_llm().catalogue)
+
+
+@bp.get("/models/<path:model_id>")
+@auth_required
+@may_fail(404)  # model_not_found
+@bp.doc(responses={"200": {"description": "OK", "content": {"application/json": {"schema": OpenAIModelSchema}}}})
+def get_model(model_id):
+    """One model of the catalogue, as OpenAI describes it"""
+    return completions.one_model(get_llm().catalogue, model_id)
 
 
 @bp.post("/chat/completions")
@@ -42,3 +52,16 @@ def create_chat_completion(data):
         return completions.complete(providers=llm.providers, call=call)
     return streaming.start_stream(providers=llm.providers, call=call,
                                   heartbeat_seconds=current_app.config["SETTINGS"].heartbeat_seconds)
+
+
+@bp.post("/embeddings")
+@auth_required
+@limits.chat  # the same per-user limit: an embedding call holds a provider as a chat does
+@may_fail(404)  # model_not_found
+@bp.arguments(EmbeddingRequestSchema)
+@bp.doc(responses={"200": {"description": "OK", "content": {"application/json": {"schema": EmbeddingListSchema}}}})
+def create_embeddings(data):
+    """Embeddings of a string, a list of strings, or token arrays (where the provider takes them)"""
+    llm = get_llm()
+    return embeddings.create(session=get_session(), db_sessions=session_factory(), catalogue=llm.catalogue,
+                             providers=llm.providers, caller=current_caller(), data=data)

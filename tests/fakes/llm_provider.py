@@ -50,6 +50,10 @@ class Script:
                                      # or with a line that is not JSON ("garbage"; a whole reply is then a 200 HTML page)
     refuse: bool = False             # read the request, then close the connection without a word
     api_key: str | None = None       # when set, a request without this bearer key gets 401
+    tool_calls: tuple[tuple[str, dict], ...] = ()  # (name, arguments): the reply calls these tools (after any tokens)
+    embedding_dimensions: int = 4    # the length of each vector from the embeddings routes
+    tokenizer: str | None = None     # "llama.cpp" or "vllm": serve that server's prompt-counting routes
+    tokenizer_count: int = 14        # the prompt tokens they count
 
 
 @dataclass
@@ -76,6 +80,7 @@ class FakeLLM:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, script: Script | None = None):
         self.script = script or Script()
         self.requests: list[ReceivedRequest] = []
+        self.tokenize_requests: list[tuple[str, dict]] = []
         self.connections = 0
         self._queued: deque[Script] = deque()
         self._lock = threading.Lock()
@@ -120,6 +125,7 @@ class FakeLLM:
         with self._lock:
             self.script = script or Script()
             self.requests.clear()
+            self.tokenize_requests.clear()
             self._queued.clear()
             self.connections = 0
 
@@ -151,6 +157,11 @@ class FakeLLM:
             self.requests.append(request)
             self._changed.notify_all()
 
+    def _record_tokenize(self, path: str, body: dict) -> None:
+        with self._changed:
+            self.tokenize_requests.append((path, body))
+            self._changed.notify_all()
+
     def _update(self, request: ReceivedRequest, **changes: Any) -> None:
         with self._changed:
             for name, value in changes.items():
@@ -180,6 +191,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
+        if self.path.rstrip("/") in ("/api/embed", "/v1/embeddings", "/apply-template", "/tokenize"):
+            self._side_route(raw)
+            return
         if self.path.rstrip("/") == "/api/chat":
             protocol = "ollama"
         elif self.path.rstrip("/").endswith("/chat/completions"):
@@ -202,6 +216,29 @@ class _Handler(BaseHTTPRequestHandler):
         except _ClientGone:
             self.fake._update(request, client_closed_at=time.monotonic())
             self.close_connection = True
+
+    def _side_route(self, raw: bytes) -> None:
+        """Embeddings (recorded like chats) and the prompt-counting routes (recorded in `tokenize_requests`)."""
+        path = self.path.rstrip("/")
+        body = json.loads(raw or b"{}")
+        protocol = "ollama" if path == "/api/embed" else "openai"
+        if path in ("/apply-template", "/tokenize"):
+            script = self.fake.script
+            self.fake._record_tokenize(path, body)
+            answer = wire.tokenizer_answer(script, path, body)
+            if answer is None:
+                self._send_json(404, {"error": "Not Found"})
+            else:
+                self._send_json(200, answer)
+            return
+        request = ReceivedRequest(protocol=protocol, path=self.path, headers=dict(self.headers.items()),
+                                  body=body, received_at=time.monotonic())
+        self.fake._record(request)
+        script = self.fake._next_script()
+        if script.status != 200:
+            self._send_json(script.status, wire.error_body(protocol, "the model runner crashed"))
+            return
+        self._send_json(200, wire.embeddings(request, script))
 
     def _answer(self, request: ReceivedRequest, script: Script) -> None:
         protocol, body = request.protocol, request.body
@@ -247,6 +284,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._pause(script.token_delay)
             self._chunk(wire.stream_token(request, token))
             request.tokens_sent += 1
+        for event in wire.stream_tool_calls(request, script):
+            self._chunk(event)
         if script.fail_after is not None and script.fail_after >= len(script.tokens):
             self._fail_mid_stream(protocol, script)
             return
