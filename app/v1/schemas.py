@@ -32,7 +32,28 @@ TOOL_CALL = {"type": "object", "required": ["id", "type", "function"], "properti
         "name": {"type": "string", "pattern": FUNCTION_NAME.pattern}, "arguments": {"type": "string"}}}}}
 NAMED_TOOL = {"type": "object", "required": ["type", "function"], "properties": {
     "type": {"type": "string", "enum": ["function"]},
-    "function": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}
+    "function": {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string", "pattern": FUNCTION_NAME.pattern}}}}}
+MAX_TOKEN_ID = 2 ** 31 - 1
+CONTENT = {"oneOf": [{"type": "string", "maxLength": MAX_CONTENT_CHARS}, {"type": "array", "items": TEXT_PART}]}
+NAME = {"type": "string", "minLength": 1, "maxLength": 64}
+
+
+def _message_doc(roles: list[str], required: list[str], **properties) -> dict:
+    return {"type": "object", "required": ["role", *required], "properties": {
+        "role": {"type": "string", "enum": roles}, "name": NAME, **properties}}
+
+
+# Each role's message exactly, for the OpenAPI document (the schema below checks the same rules).
+MESSAGE_DOC = {"anyOf": [
+    _message_doc(["system", "developer", "user"], ["content"], content=CONTENT),
+    _message_doc(["assistant"], ["content"], content=CONTENT,
+                 tool_calls={"type": "array", "items": TOOL_CALL, "maxItems": 128}),
+    _message_doc(["assistant"], ["tool_calls"], content={"nullable": True, **CONTENT},
+                 tool_calls={"type": "array", "items": TOOL_CALL, "minItems": 1, "maxItems": 128}),
+    _message_doc(["tool"], ["content", "tool_call_id"], content=CONTENT,
+                 tool_call_id={"type": "string", "minLength": 1, "maxLength": 256}),
+]}
 
 
 class Content(fields.Field):
@@ -162,6 +183,15 @@ class ChatMessageSchema(OpenAISchema):
             raise ValidationError("Missing data for required field.", "content")
 
 
+class Messages(fields.Field):
+    """The conversation so far; documented per role (MESSAGE_DOC), which a nested schema cannot say."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, list) or not value:
+            raise ValidationError("Must be a list of at least one message.")
+        return ChatMessageSchema(many=True).load(value)
+
+
 class StreamOptionsSchema(OpenAISchema):
     include_usage = fields.Boolean(load_default=False)
 
@@ -171,7 +201,7 @@ class ChatCompletionRequestSchema(OpenAISchema):
         unknown = INCLUDE  # passed on to OpenAI-compatible servers; refused (or dropped, if harmless) for Ollama
 
     model = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    messages = fields.List(fields.Nested(ChatMessageSchema), required=True, validate=validate.Length(min=1))
+    messages = Messages(required=True, metadata={"type": "array", "items": MESSAGE_DOC, "minItems": 1})
     temperature = fields.Float(allow_none=True, validate=TEMPERATURE)
     top_p = fields.Float(allow_none=True, validate=TOP_P)
     max_tokens = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=1_000_000))
@@ -218,8 +248,11 @@ class EmbeddingInput(fields.Field):
                               "or a token array, or a list of token arrays.")
 
 
+TOKEN_ID = {"type": "integer", "minimum": 0, "maximum": MAX_TOKEN_ID}
+
+
 def _token(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 31
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKEN_ID
 
 
 class EmbeddingRequestSchema(OpenAISchema):
@@ -228,8 +261,8 @@ class EmbeddingRequestSchema(OpenAISchema):
         {"type": "string", "maxLength": MAX_CONTENT_CHARS},
         {"type": "array", "items": {"type": "string", "maxLength": MAX_CONTENT_CHARS}, "minItems": 1,
          "maxItems": MAX_EMBEDDING_INPUTS},
-        {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
-        {"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+        {"type": "array", "items": TOKEN_ID, "minItems": 1},
+        {"type": "array", "items": {"type": "array", "items": TOKEN_ID, "minItems": 1},
          "minItems": 1, "maxItems": MAX_EMBEDDING_INPUTS}]})
     dimensions = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=65536))
     encoding_format = fields.String(load_default="float", validate=validate.OneOf(("float", "base64")))
