@@ -149,10 +149,12 @@ class ResponseFormat(fields.Field):
 
 
 class LogitBias(fields.Field):
+    """Token ids (the server's own: it checks them) to biases."""
+
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, dict) and all(
-                re.fullmatch(r"\d{1,9}", key) and isinstance(bias, (int, float)) and not isinstance(bias, bool)
-                and -100 <= bias <= 100 for key, bias in value.items()):
+                isinstance(bias, (int, float)) and not isinstance(bias, bool) and -100 <= bias <= 100
+                for bias in value.values()):
             return value
         raise ValidationError("Must map token ids to biases from -100 to 100.")
 
