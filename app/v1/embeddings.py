@@ -17,8 +17,8 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.orm import Session, sessionmaker
 
-from .. import request_id
-from ..caller import Caller
+from ..http import request_id
+from ..http.caller import Caller
 from ..chat.context import estimate_tokens
 from ..llm import PROVIDER_KINDS, Catalogue, ModelSpec, ProviderError, ProviderPool, UnknownModel, Usage
 from ..llm.types import COUNTED_BY_CHARACTERS, COUNTED_BY_TOKENIZER
@@ -44,19 +44,19 @@ def create(*, session: Session, db_sessions: sessionmaker[Session], catalogue: C
                                                                dimensions=data.get("dimensions"))
     enforce_budget(session=session, org_id=caller.org_id)
     session.rollback()  # no connection is held during the provider call
-    telemetry = EmbeddingTelemetry(spec, UsageLedger(db_sessions=db_sessions, model=spec, user_id=caller.user_id,
+    tally = EmbeddingTally(spec, UsageLedger(db_sessions=db_sessions, model=spec, user_id=caller.user_id,
                                                      org_id=caller.org_id, api_key_id=caller.api_key_id))
     try:
         result = providers.client_for(spec).embed(model=spec.upstream_model, inputs=inputs,
                                                   dimensions=data.get("dimensions"), timeouts=spec.timeouts)
     except ProviderError as exc:
-        telemetry.finish(exc.outcome)
+        tally.finish(exc.outcome)
         raise
     except BaseException:
-        telemetry.finish("internal_error")
+        tally.finish("internal_error")
         raise
     usage = _usage(inputs, token_input, result.prompt_tokens)
-    telemetry.finish("success", usage=usage, inputs=len(inputs))
+    tally.finish("success", usage=usage, inputs=len(inputs))
     encode = _base64 if data["encoding_format"] == "base64" else list
     return {
         "object": "list", "model": spec.name,
@@ -80,13 +80,13 @@ def _base64(vector: list[float]) -> str:
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
 
 
-class EmbeddingTelemetry:
-    """The `embedding_*` metrics, the usage row and the log line of one embedding request; finished once."""
+class EmbeddingTally:
+    """One embedding request's tally, settled once: its usage row (billing), its `embedding_*` metrics and log line."""
 
     def __init__(self, model: ModelSpec, ledger: UsageLedger):
         self.model, self.ledger = model, ledger
         self.record = current_app.config["METRICS_ENABLED"]
-        self.request_id = request_id.get()
+        self.request_id = request_id.current.get()
         self.started_at = time.monotonic()
         self.finished = False
 
