@@ -20,7 +20,7 @@ def test_ollama_gets_each_parameter_it_has_under_its_own_name(v1, fake_llm):
     status, _ = v1("/chat/completions", {
         "model": OLLAMA, "messages": HELLO, "temperature": 0.3, "top_p": 0.8, "max_completion_tokens": 40,
         "stop": ["END"], "seed": 3, "presence_penalty": 0.5, "frequency_penalty": -0.5, "user": "u-1",
-        "metadata": {"team": "a"}, "store": False, "logprobs": False, "n": 1})
+        "metadata": {"team": "a"}, "store": False, "logprobs": False, "n": 1, "functions": None})
 
     assert status == 200
     sent = fake_llm.last_request.body
