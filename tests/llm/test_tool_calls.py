@@ -7,7 +7,7 @@ from app.llm.ollama import OllamaProvider
 from app.llm.openai import OpenAIProvider
 from app.llm.stream import ProviderStream
 from app.llm.types import StreamPiece, ToolCallDelta
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 
 
 class Lines:

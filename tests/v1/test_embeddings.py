@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
+from bench.fake_model.embeddings import vector
 from tests.usage.conftest import usage_rows
 from tests.v1.conftest import EMBED_OLLAMA, EMBED_OPENAI, OLLAMA
 
@@ -19,7 +20,6 @@ def metric(name: str, **labels) -> float:
 
 @pytest.mark.parametrize("model", EMBED_MODELS)
 def test_a_list_is_embedded_in_order_with_usage_row_and_metrics(v1, fake_llm, db_session, model):
-    fake_llm.script = Script(prompt_tokens=6)
     before = {name: metric(name, model=model) for name in ("embedding_tokens_total", "embedding_inputs_total")}
     before_ok = metric("embedding_requests_total", model=model, outcome="success")
 
@@ -28,8 +28,8 @@ def test_a_list_is_embedded_in_order_with_usage_row_and_metrics(v1, fake_llm, db
     assert status == 200, body
     assert body["object"] == "list" and body["model"] == model
     assert [(item["object"], item["index"], item["embedding"]) for item in body["data"]] == [
-        ("embedding", 0, [7.0, 0.0, 0.5]), ("embedding", 1, [5.0, 1.0, 0.5])]
-    assert body["usage"] == {"prompt_tokens": 6, "total_tokens": 6}
+        ("embedding", 0, vector("one two", 3)), ("embedding", 1, vector("three", 3))]
+    assert body["usage"] == {"prompt_tokens": 3, "total_tokens": 3}  # the fake counts a token a word
     request = fake_llm.last_request
     if model == EMBED_OLLAMA:
         assert request.path == "/api/embed"
@@ -40,9 +40,9 @@ def test_a_list_is_embedded_in_order_with_usage_row_and_metrics(v1, fake_llm, db
                                 "encoding_format": "float", "dimensions": 3}
     [row] = usage_rows(db_session)
     assert (row.model, row.prompt_tokens, row.completion_tokens, row.method, row.outcome) == (
-        model, 6, 0, "reported", "success")
-    assert row.cost_usd == (Decimal("0.00000012") if model == EMBED_OPENAI else None)
-    assert metric("embedding_tokens_total", model=model) - before["embedding_tokens_total"] == 6
+        model, 3, 0, "reported", "success")
+    assert row.cost_usd == (Decimal("0.00000006") if model == EMBED_OPENAI else None)
+    assert metric("embedding_tokens_total", model=model) - before["embedding_tokens_total"] == 3
     assert metric("embedding_inputs_total", model=model) - before["embedding_inputs_total"] == 2
     assert metric("embedding_requests_total", model=model, outcome="success") - before_ok == 1
 
@@ -52,7 +52,7 @@ def test_base64_is_little_endian_float32(v1, fake_llm, model):
     status, body = v1("/embeddings", {"model": model, "input": "hello", "encoding_format": "base64"})
     assert status == 200
     raw = base64.b64decode(body["data"][0]["embedding"])
-    assert list(struct.unpack(f"<{len(raw) // 4}f", raw)) == [5.0, 0.0, 0.5, 0.25]
+    assert list(struct.unpack(f"<{len(raw) // 4}f", raw)) == vector("hello", 16)
 
 
 def test_token_arrays_go_to_openai_compatible_servers_and_ollama_refuses_them(v1, fake_llm, db_session):

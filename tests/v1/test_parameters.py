@@ -7,7 +7,7 @@ import pytest
 from app import create_app
 from tests.support.auth import AuthActions
 
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.usage.conftest import usage_rows
 from tests.v1.conftest import CHAT_MODELS, EMBED_OLLAMA, EMBED_OPENAI, OLLAMA, OPENAI, chunks
 
@@ -70,7 +70,8 @@ def test_logprobs_from_an_openai_compatible_server_reach_the_client(v1, fake_llm
     ({"type": "text"}, None),
 ])
 def test_response_format_reaches_the_model(v1, fake_llm, model, response_format, ollama_format):
-    fake_llm.script = Script(tokens=['{"name": "Ada", "age": 36}'])
+    # A model in JSON mode answers JSON; in text mode, the same words.
+    fake_llm.script = Script(tokens=['{"name": "Ada", "age": 36}'], json_content={"name": "Ada", "age": 36})
 
     status, body = v1("/chat/completions", {"model": model, "messages": HELLO, "response_format": response_format})
 

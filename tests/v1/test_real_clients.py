@@ -8,7 +8,8 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 from pydantic import BaseModel
 
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
+from bench.fake_model.embeddings import vector
 from tests.support.gateway import gateway, logged_in
 
 pytestmark = pytest.mark.slow
@@ -19,7 +20,7 @@ WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "The weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 ASK = [{"role": "user", "content": "Weather in Paris?"}]
-PARIS = (("get_weather", {"city": "Paris"}),)
+PARIS = [{"name": "get_weather", "arguments": {"city": "Paris"}}]
 
 
 class Person(BaseModel):
@@ -81,7 +82,7 @@ def test_openai_whole_tool_call(client, fake_llm, model):
 
 @pytest.mark.parametrize("model", KINDS)
 def test_openai_streamed_tool_call_accumulated_from_deltas(client, fake_llm, model):
-    fake_llm.script = Script(tokens=[], tool_calls=PARIS + (("get_time", {"zone": "CET"}),))
+    fake_llm.script = Script(tokens=[], tool_calls=PARIS + [{"name": "get_time", "arguments": {"zone": "CET"}}])
 
     calls: dict[int, dict] = {}
     finish = None
@@ -119,7 +120,7 @@ def test_openai_tool_result_round_trip(client, fake_llm, model):
 
 @pytest.mark.parametrize("model", KINDS)
 def test_openai_parse_with_a_pydantic_model(client, fake_llm, model):
-    fake_llm.script = Script(tokens=['{"name": "Ada",', ' "age": 36}'])
+    fake_llm.script = Script(json_content={"name": "Ada", "age": 36})
 
     reply = client.chat.completions.parse(model=model, messages=[{"role": "user", "content": "Who?"}],
                                           response_format=Person)
@@ -135,8 +136,8 @@ def test_openai_embeddings_of_a_list(client, fake_llm, model):
     result = client.embeddings.create(model=EMBEDDERS[model], input=["one", "three"])  # base64 on the wire
 
     assert [item.index for item in result.data] == [0, 1]
-    assert [item.embedding[:2] for item in result.data] == [[3.0, 0.0], [5.0, 1.0]]
-    assert result.usage.prompt_tokens == 17
+    assert [item.embedding for item in result.data] == [vector("one", 16), vector("three", 16)]
+    assert result.usage.prompt_tokens == 2
 
 
 @pytest.mark.parametrize("model", KINDS)
@@ -157,7 +158,7 @@ def test_langchain_bind_tools_whole_and_streamed(server, key, fake_llm, model):
 
 @pytest.mark.parametrize("model", KINDS)
 def test_langchain_structured_output(server, key, fake_llm, model):
-    fake_llm.script = Script(tokens=['{"name": "Ada", "age": 36}'])
+    fake_llm.script = Script(json_content={"name": "Ada", "age": 36})
 
     assert chat(server, key, model).with_structured_output(Person).invoke("Who?") == Person(name="Ada", age=36)
 
@@ -169,4 +170,4 @@ def test_langchain_embed_documents(server, key, fake_llm, model):
 
     vectors = embedder.embed_documents(["one", "three"])
 
-    assert [vector[:2] for vector in vectors] == [[3.0, 0.0], [5.0, 1.0]]
+    assert vectors == [vector("one", 16), vector("three", 16)]

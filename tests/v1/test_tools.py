@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.usage.conftest import usage_rows
 from tests.v1.conftest import CHAT_MODELS, OLLAMA, OPENAI, chunks
 
@@ -11,7 +11,7 @@ WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "The weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 ASK = [{"role": "user", "content": "Weather in Paris?"}]
-CALLS = (("get_weather", {"city": "Paris"}), ("get_time", {"zone": "Europe/Paris"}))
+CALLS = [{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "get_time", "arguments": {"zone": "Europe/Paris"}}]
 
 
 @pytest.mark.parametrize("model", CHAT_MODELS)
