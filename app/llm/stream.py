@@ -34,20 +34,29 @@ class ProviderStream:
         self.finish_reason: str | None = None
         self.completed = False
         self.tool_calls = 0  # calls begun so far
+        self._begun: set[int] = set()  # indexes whose first piece went by
 
     def __iter__(self) -> Iterator[str | StreamPiece]:
         return self._deltas
 
     def _numbered(self, piece: StreamPiece) -> StreamPiece:
-        """Calls from a provider that sends them whole are numbered here, in the order they came."""
+        """Each piece with its call's index, and the id and name in a call's first piece only.
+
+        Calls from a provider that sends them whole are numbered here, in the
+        order they came; a server that repeats the id and name in every piece
+        (llama-cpp-python's does) would have clients concatenate the name.
+        """
         deltas = []
         for delta in piece.tool_calls:
             if delta.index is None:
                 if delta.id is not None:
                     self.tool_calls += 1
                 delta = replace(delta, index=self.tool_calls - 1)
+            elif delta.index in self._begun:
+                delta = replace(delta, id=None, name=None)
             elif delta.id is not None:
                 self.tool_calls = max(self.tool_calls, delta.index + 1)
+            self._begun.add(delta.index)
             deltas.append(delta)
         return replace(piece, tool_calls=tuple(deltas))
 

@@ -84,7 +84,9 @@ def complete(*, providers: ProviderPool, call: Call) -> dict[str, Any]:
 
 def _message(message: dict[str, Any]) -> dict[str, Any]:
     """A request message in the shape the providers take: OpenAI's, with only the fields that are set."""
-    sent = {"role": PROVIDER_ROLES.get(message["role"], message["role"]), "content": message.get("content")}
+    # An assistant message with only tool calls gets an empty `content`, which every server takes; a null
+    # is refused by llama-cpp-python's server, and no content at all breaks its chat formatters.
+    sent = {"role": PROVIDER_ROLES.get(message["role"], message["role"]), "content": message.get("content") or ""}
     sent.update((key, message[key]) for key in ("name", "tool_calls", "tool_call_id") if message.get(key))
     return sent
 

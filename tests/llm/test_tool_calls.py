@@ -69,6 +69,18 @@ def test_openai_deltas_keep_the_servers_index_and_id():
     provider.close()
 
 
+def test_a_server_repeating_the_id_and_name_in_every_piece_is_sent_on_with_them_in_the_first_only():
+    provider = OpenAIProvider(base_url="http://127.0.0.1:1/v1")
+    piece = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f"}}
+    lines = ["data: " + json.dumps({"choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
+        {**piece, "function": {**piece["function"], "arguments": text}}]}}]}) for text in ('{"a"', ": 1}")]
+    stream = ProviderStream(Lines(lines + ["data: [DONE]"]), provider.parse_stream_line, UpstreamCall())
+
+    assert [(d.index, d.id, d.name, d.arguments) for d in pieces(stream)] == [
+        (0, "call_1", "f", '{"a"'), (0, None, None, ": 1}")]
+    provider.close()
+
+
 def test_an_object_for_arguments_from_an_openai_compatible_server_becomes_json_text(fake_llm):
     provider = OpenAIProvider(base_url=fake_llm.openai_url)
     body = {"choices": [{"message": {"role": "assistant", "content": None, "tool_calls": [
