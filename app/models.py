@@ -241,7 +241,7 @@ class UsageRecord(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     estimated: Mapped[bool] = mapped_column(Boolean, default=False)
-    method: Mapped[str] = mapped_column(String(16))  # reported | chunks | characters | none
+    method: Mapped[str] = mapped_column(String(16))  # reported | chunks | characters | tokenizer | none
     cost_usd: Mapped[Optional[Decimal]] = mapped_column(Usd())  # None: the model has no price
     outcome: Mapped[str] = mapped_column(String(32))
     duration_ms: Mapped[Optional[float]] = mapped_column(Float)

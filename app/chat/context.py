@@ -23,8 +23,11 @@ def message_tokens(content: str) -> int:
     return estimate_tokens(content) + MESSAGE_OVERHEAD_TOKENS
 
 
-def prompt_tokens(messages: Iterable[dict[str, str]]) -> int:
-    return sum(message_tokens(message["content"]) for message in messages)
+def prompt_tokens(messages: Iterable[dict]) -> int:
+    """Tool calls count by their names and arguments; a message without text (only calls) by those alone."""
+    return sum(message_tokens((message.get("content") or "") + "".join(
+        call["function"]["name"] + call["function"]["arguments"] for call in message.get("tool_calls") or ()))
+        for message in messages)
 
 
 def history_limit(budget: int) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import DatabaseUnavailable, database_unreachable
 from ..llm import GenerationOptions, ModelSpec, ProviderError, ProviderPool, Usage
 from ..llm.calls import UpstreamCall
+from ..llm.tokenizer import start_count
 from .relay import End, Failure, Relay, Token
 from .replies import reply_usage
 from .tally import CompletionTally
@@ -27,7 +28,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 CLIENT_DISCONNECT = "client_disconnect"  # meta.reason and metric outcome alike
 
 
-def start_relay(*, providers: ProviderPool, model: ModelSpec, messages: list[dict[str, str]],
+def start_relay(*, providers: ProviderPool, model: ModelSpec, messages: list[dict],
                 options: GenerationOptions, tally: CompletionTally,
                 heartbeat_seconds: float) -> tuple[Relay, Token | End | None]:
     """Start reading the provider, and wait for its first event: a failure then is an ordinary JSON error."""
@@ -37,7 +38,8 @@ def start_relay(*, providers: ProviderPool, model: ModelSpec, messages: list[dic
         return client.stream(model=model.upstream_model, messages=messages, options=options,
                              timeouts=model.timeouts, call=call)
 
-    relay = Relay(open_stream, total_seconds=model.timeouts.total).start()
+    relay = Relay(open_stream, total_seconds=model.timeouts.total,
+                  prompt_count=start_count(client, model, messages, options.tools)).start()
     first = relay.next(timeout=heartbeat_seconds)
     if isinstance(first, Failure):
         tally.finish(first.error.outcome if isinstance(first.error, ProviderError) else "internal_error")
@@ -49,7 +51,7 @@ class RelayedEvents:
     """The body of one streamed reply (a WSGI iterable); settles its tally however the stream ends."""
 
     def __init__(self, *, relay: Relay, first: Token | End | None, tally: CompletionTally,
-                 heartbeat_seconds: float, prompt: list[dict[str, str]]):
+                 heartbeat_seconds: float, prompt: list[dict]):
         self.relay, self.first, self.tally = relay, first, tally
         self.heartbeat_seconds, self.prompt = heartbeat_seconds, prompt
         self.parts: list[str] = []  # one content chunk each, as the provider sent them
@@ -63,6 +65,10 @@ class RelayedEvents:
     def token(self, text: str) -> bytes:
         raise NotImplementedError
 
+    def delta(self, token: Token) -> bytes:
+        """How one delta is written; only /v1 asks for tool calls or logprobs, so text is all there is here."""
+        return self.token(token.text)
+
     def finish(self, end: End) -> Iterator[bytes]:
         raise NotImplementedError
 
@@ -74,7 +80,11 @@ class RelayedEvents:
         raise NotImplementedError
 
     def usage(self, reported: Usage | None) -> Usage:
-        return reply_usage(self.prompt, "".join(self.parts), reported, chunks=len(self.parts))
+        count = self.relay.prompt_count
+        if reported is not None and count is not None:
+            count.not_needed()
+        counted = count.value() if reported is None and count is not None else None
+        return reply_usage(self.prompt, "".join(self.parts), reported, chunks=len(self.parts), counted_prompt=counted)
 
     def __iter__(self) -> Iterator[bytes]:
         self._events = self._generate()
@@ -104,7 +114,7 @@ class RelayedEvents:
                 elif isinstance(event, Token):
                     self.parts.append(event.text)
                     self.tally.token(event.at)
-                    yield self.relayed(self.token(event.text))
+                    yield self.relayed(self.delta(event))
                 elif isinstance(event, End):
                     yield from self.finish(event)
                     return

@@ -15,13 +15,18 @@ from dataclasses import dataclass
 
 from ..llm.calls import UpstreamCall
 from ..llm.stream import ProviderStream
-from ..llm.types import Usage
+from ..llm.tokenizer import PromptCount
+from ..llm.types import StreamPiece, ToolCallDelta, Usage
 
 
 @dataclass(frozen=True)
 class Token:
+    """One delta of the reply: its text, and the tool-call pieces or logprobs that came with it."""
+
     text: str
     at: float
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    logprobs: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -38,8 +43,10 @@ class Failure:
 class Relay:
     """Reads one provider stream in a thread and hands its events over through a queue."""
 
-    def __init__(self, open_stream: Callable[[UpstreamCall], ProviderStream], total_seconds: float | None):
+    def __init__(self, open_stream: Callable[[UpstreamCall], ProviderStream], total_seconds: float | None,
+                 prompt_count: PromptCount | None = None):
         self._open_stream = open_stream
+        self.prompt_count = prompt_count  # the server counting the prompt meanwhile, where it can
         self._events: queue.SimpleQueue[Token | End | Failure] = queue.SimpleQueue()
         # Created here, not in the thread, so cancel() reaches the socket from the first byte on.
         self._call = UpstreamCall(total_seconds)
@@ -76,11 +83,17 @@ class Relay:
     def _run(self) -> None:
         try:
             with self._open_stream(self._call) as stream:
-                for text in stream:
+                for delta in stream:
                     if self._call.abandoned:
                         return
-                    self._events.put(Token(text, time.monotonic()))
+                    self._events.put(_token(delta))
                 self._events.put(End(stream.usage, stream.finish_reason))
         except Exception as exc:  # a ProviderError, or a bug the response will log and report
             if not self._call.abandoned:
                 self._events.put(Failure(exc))
+
+
+def _token(delta: str | StreamPiece) -> Token:
+    if isinstance(delta, str):
+        return Token(delta, time.monotonic())
+    return Token(delta.text, time.monotonic(), delta.tool_calls, delta.logprobs)

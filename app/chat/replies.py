@@ -4,32 +4,36 @@ from __future__ import annotations
 from typing import Any
 
 from ..llm import Completion, GenerationOptions, ModelSpec, ProviderPool, Usage
-from ..llm.types import COUNTED_BY_CHARACTERS, COUNTED_BY_CHUNKS
+from ..llm.types import COUNTED_BY_CHARACTERS, COUNTED_BY_CHUNKS, COUNTED_BY_TOKENIZER
 from .context import estimate_tokens, prompt_tokens
 from .schemas import UsageSchema
 
 _usage_schema = UsageSchema()
 
 
-def ask_whole(*, providers: ProviderPool, model: ModelSpec, messages: list[dict[str, str]],
+def ask_whole(*, providers: ProviderPool, model: ModelSpec, messages: list[dict],
               options: GenerationOptions, tally) -> tuple[Completion, Usage]:
     """The provider's whole reply and its usage; the tally's clock stops counting our time meanwhile."""
     completion = providers.client_for(model).complete(model=model.upstream_model, messages=messages,
                                                       options=options, timeouts=model.timeouts)
     tally.clock.upstream_done()
-    return completion, reply_usage(messages, completion.content, completion.usage)
+    text = completion.content + "".join(call.name + call.arguments for call in completion.tool_calls)
+    return completion, reply_usage(messages, text, completion.usage)
 
 
-def reply_usage(prompt: list[dict[str, str]], content: str, reported: Usage | None, *,
-                chunks: int | None = None) -> Usage:
+def reply_usage(prompt: list[dict], content: str, reported: Usage | None, *,
+                chunks: int | None = None, counted_prompt: int | None = None) -> Usage:
     """The provider's usage when it reported one; otherwise counted here and marked estimated.
 
     A streamed reply is counted by its content chunks, one token each on
     llama.cpp, vLLM and Ollama; a whole reply can only be estimated from its
-    characters. The prompt is always estimated from characters.
+    characters. The prompt is estimated from characters, unless the server's
+    tokenizer counted it (`counted_prompt`): then nothing is estimated.
     """
     if reported is not None:
         return reported
+    if chunks is not None and counted_prompt is not None:
+        return Usage(counted_prompt, chunks, method=COUNTED_BY_TOKENIZER)
     if chunks is not None:
         return Usage(prompt_tokens(prompt), chunks, estimated=True, method=COUNTED_BY_CHUNKS)
     return Usage(prompt_tokens(prompt), estimate_tokens(content), estimated=True, method=COUNTED_BY_CHARACTERS)

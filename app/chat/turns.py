@@ -48,7 +48,7 @@ def start_turn(*, session: Session, db_sessions: sessionmaker[Session], catalogu
     read transaction ends here, so no connection is held during the call.
     """
     conversation = get_visible(session=session, conversation_id=conversation_id, caller=caller)
-    spec = catalogue.resolve(data.get("model") or conversation.model)
+    spec = catalogue.resolve_chat(data.get("model") or conversation.model)
     caller.check_model(spec.name)
     enforce_budget(session=session, org_id=conversation.org_id, api_key_id=caller.api_key_id)
     options = GenerationOptions(

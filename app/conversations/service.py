@@ -53,7 +53,7 @@ def touch(conversation: Conversation) -> None:
 def create(*, session: Session, catalogue: Catalogue, caller: Caller, data: dict) -> Conversation:
     """A personal conversation, or one of an org the caller belongs to; an org-scoped API key's are its org's."""
     if data.get("model"):
-        catalogue.resolve(data["model"])
+        catalogue.resolve_chat(data["model"])
     org_id = data.get("org_id") or caller.org_id
     if org_id is not None:
         if (caller.org_id not in (None, org_id)
@@ -68,7 +68,7 @@ def create(*, session: Session, catalogue: Catalogue, caller: Caller, data: dict
 def update(*, session: Session, catalogue: Catalogue, conversation_id: str, caller: Caller, data: dict) -> Conversation:
     conversation = get_manageable(session=session, conversation_id=conversation_id, caller=caller)
     if data.get("model"):
-        catalogue.resolve(data["model"])
+        catalogue.resolve_chat(data["model"])
     for name, value in data.items():
         setattr(conversation, name, value)
     touch(conversation)

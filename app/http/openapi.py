@@ -33,7 +33,8 @@ class Parser(FlaskParser):
 ERROR_STATUSES: dict[int, tuple[str, dict[str, str]]] = {
     400: ("Invalid request", {"validation_error": "per-field `details`", "malformed_json": "",
                               "invalid_json": "duplicate keys, NUL, lone surrogates, too deep",
-                              "unknown_model": "",
+                              "unknown_model": "", "not_a_chat_model": "an embeddings model on a chat route",
+                              "unsupported_parameter": "/v1: not for this model's provider kind; `param` names it",
                               "malformed_body": "a malformed chunked encoding, or fewer bytes than Content-Length"}),
     401: ("Missing, invalid or expired credential", {
         "missing_token": "", "invalid_token": "", "token_expired": "", "token_revoked": "",

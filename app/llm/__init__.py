@@ -9,16 +9,17 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
-from .catalogue import Catalogue, CatalogueError, UnknownModel, load_catalogue
-from .errors import ProviderError, ProviderTimeout
-from .pool import ProviderPool
+from .catalogue import Catalogue, CatalogueError, NotAChatModel, UnknownModel, load_catalogue
+from .errors import ProviderError, ProviderTimeout, UnsupportedParameter
+from .pool import PROVIDER_KINDS, ProviderPool
 from .pricing import cost_of
-from .types import Completion, GenerationOptions, ModelSpec, Timeouts, Usage
+from .types import Completion, Embeddings, GenerationOptions, ModelSpec, Timeouts, ToolCall, Usage
 
 __all__ = [
     "cost_of",
-    "LLM", "Catalogue", "CatalogueError", "load_catalogue", "Completion", "GenerationOptions", "ModelSpec", "ProviderError",
-    "ProviderPool", "ProviderTimeout", "Timeouts", "UnknownModel", "Usage", "get_llm", "init_app",
+    "LLM", "Catalogue", "CatalogueError", "load_catalogue", "Completion", "Embeddings", "GenerationOptions", "ModelSpec",
+    "NotAChatModel", "PROVIDER_KINDS", "ProviderError", "ProviderPool", "ProviderTimeout", "Timeouts", "ToolCall",
+    "UnknownModel", "UnsupportedParameter", "Usage", "get_llm", "init_app",
 ]
 
 

@@ -22,6 +22,11 @@ environment variable that holds its key (`api_key_env`).
         total_timeout: 900          # the whole call
         input_price: 0.15           # USD per million prompt tokens (optional: no price, no cost)
         output_price: "0.60"        # USD per million completion tokens; strings keep every digit
+        count_prompt_tokens: true   # ask the server's /tokenize when a stream reports no usage (default true)
+      nomic-embed-text:
+        provider: ollama
+        base_url: http://localhost:11434
+        kind: embeddings            # /v1/embeddings only; the chat routes refuse it (default: chat)
 """
 from __future__ import annotations
 
@@ -38,16 +43,23 @@ import yaml
 from ..config import ConfigError, Settings
 from ..errors import ApiError
 from .pool import PROVIDER_KINDS
-from .types import ModelSpec, Timeouts
+from .types import CHAT, EMBEDDINGS, ModelSpec, Timeouts
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 OPENAI_DEFAULT_MODELS = "gpt-4o-mini"
 _ENTRY_KEYS = {"provider", "base_url", "upstream_model", "api_key_env", "connect_timeout", "read_timeout",
-               "total_timeout", "input_price", "output_price"}
+               "total_timeout", "input_price", "output_price", "kind", "count_prompt_tokens"}
+MODEL_KINDS = (CHAT, EMBEDDINGS)
 
 
 class CatalogueError(ConfigError):
     """The model configuration is unusable; raised at start-up."""
+
+
+class NotAChatModel(ApiError):
+    def __init__(self, name: str):
+        super().__init__(400, "not_a_chat_model", f"Model {name!r} is an embeddings model: it cannot chat.",
+                         {"param": "model"})
 
 
 class UnknownModel(ApiError):
@@ -73,6 +85,13 @@ class Catalogue:
         spec = self._models.get(name or self.default_model)
         if spec is None:
             raise UnknownModel(name, self.names)
+        return spec
+
+    def resolve_chat(self, name: str | None) -> ModelSpec:
+        """As `resolve`, and a model of kind `embeddings` is a 400: it cannot chat."""
+        spec = self.resolve(name)
+        if spec.kind != CHAT:
+            raise NotAChatModel(spec.name)
         return spec
 
     @property
@@ -138,6 +157,12 @@ def _entry(name: str, entry: Any, timeouts: Timeouts, environ: Mapping[str, str]
     provider = entry.get("provider")
     if provider not in PROVIDER_KINDS:
         raise CatalogueError(f"{where}: provider must be one of {sorted(PROVIDER_KINDS)}")
+    kind = entry.get("kind", CHAT)
+    if kind not in MODEL_KINDS:
+        raise CatalogueError(f"{where}: kind must be one of {list(MODEL_KINDS)}")
+    count_prompt_tokens = entry.get("count_prompt_tokens", True)
+    if not isinstance(count_prompt_tokens, bool):
+        raise CatalogueError(f"{where}: count_prompt_tokens must be true or false")
     api_key = None
     if entry.get("api_key_env"):
         api_key = environ.get(entry["api_key_env"])
@@ -156,6 +181,8 @@ def _entry(name: str, entry: Any, timeouts: Timeouts, environ: Mapping[str, str]
         api_key=api_key,
         input_price=_price(entry.get("input_price"), f"{where}: input_price"),
         output_price=_price(entry.get("output_price"), f"{where}: output_price"),
+        kind=kind,
+        count_prompt_tokens=count_prompt_tokens,
     )
 
 

@@ -60,3 +60,10 @@ def translate(exc: requests.RequestException, call=None) -> ProviderError:
     if isinstance(exc, requests.ConnectionError):
         return ProviderError("The model provider is unreachable or closed the connection.")
     return ProviderError()
+
+
+class UnsupportedParameter(ApiError):
+    """A request parameter the model's provider kind cannot honour: refused rather than dropped."""
+
+    def __init__(self, param: str, message: str):
+        super().__init__(400, "unsupported_parameter", message, {"param": param})

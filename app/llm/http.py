@@ -17,7 +17,7 @@ from ..logs import fingerprint
 from .calls import CancellableAdapter, UpstreamCall
 from .errors import ProviderError, translate
 from .stream import ProviderStream
-from .types import Completion, GenerationOptions, StreamPiece, Timeouts
+from .types import Completion, Embeddings, GenerationOptions, StreamPiece, Timeouts
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ class ChatProvider:
 
     kind: ClassVar[str]
     path: ClassVar[str]
+    embed_path: ClassVar[str]
 
     # Keep-alive connections kept per upstream: as many as there are concurrent calls, up to this.
     POOL_SIZE = 1000
@@ -45,8 +46,24 @@ class ChatProvider:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
-    def payload(self, *, model: str, messages: list[dict[str, str]],
+    @classmethod
+    def refuse_unsupported(cls, options: GenerationOptions, messages: list[dict[str, Any]]) -> None:
+        """Raise UnsupportedParameter, naming it, for what this kind cannot honour; before any call."""
+        raise NotImplementedError
+
+    @classmethod
+    def refuse_unsupported_embedding(cls, *, token_input: bool, dimensions: int | None) -> None:
+        raise NotImplementedError
+
+    def payload(self, *, model: str, messages: list[dict[str, Any]],
                 options: GenerationOptions, stream: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def embed_payload(self, *, model: str, inputs: list[str] | list[list[int]],
+                      dimensions: int | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def parse_embeddings(self, body: dict[str, Any]) -> Embeddings:
         raise NotImplementedError
 
     def parse_completion(self, body: dict[str, Any]) -> Completion:
@@ -55,27 +72,40 @@ class ChatProvider:
     def parse_stream_line(self, line: str) -> StreamPiece | None:
         raise NotImplementedError
 
-    def complete(self, *, model: str, messages: list[dict[str, str]],
+    def complete(self, *, model: str, messages: list[dict[str, Any]],
                  options: GenerationOptions, timeouts: Timeouts) -> Completion:
         """The whole reply; ProviderTimeout when it takes longer than `timeouts.total` in all."""
         payload = self.payload(model=model, messages=messages, options=options, stream=False)
+        return self._whole(self.path, payload, timeouts, self.parse_completion)
+
+    def embed(self, *, model: str, inputs: list[str] | list[list[int]], dimensions: int | None,
+              timeouts: Timeouts) -> Embeddings:
+        """One vector per input, in order; ProviderTimeout when it takes longer than `timeouts.total`."""
+        payload = self.embed_payload(model=model, inputs=inputs, dimensions=dimensions)
+        embeddings = self._whole(self.embed_path, payload, timeouts, self.parse_embeddings)
+        if len(embeddings.vectors) != len(inputs):
+            log.warning("%s at %s sent %d vectors for %d inputs", self.kind, self.base_url,
+                        len(embeddings.vectors), len(inputs))
+            raise ProviderError("The model provider sent an unreadable answer.")
+        return embeddings
+
+    def _whole(self, path: str, payload: dict[str, Any], timeouts: Timeouts, parse):
         call = UpstreamCall(timeouts.total)
         try:
-            response = self._post(payload, timeouts=timeouts, stream=False, call=call)
+            response = self._post(payload, timeouts=timeouts, stream=False, call=call, path=path)
         finally:
             call.finish()
         try:
-            body = response.json()
-            return self.parse_completion(body)
+            return parse(response.json())
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             # No traceback: a parser's exception may quote the body, and the body may echo the prompt.
-            log.warning("unreadable completion from %s: %s, body %s", self.base_url, type(exc).__name__,
+            log.warning("unreadable answer from %s: %s, body %s", self.base_url, type(exc).__name__,
                         fingerprint(response.content))
             raise ProviderError("The model provider sent an unreadable answer.") from None
         finally:
             response.close()
 
-    def stream(self, *, model: str, messages: list[dict[str, str]], options: GenerationOptions,
+    def stream(self, *, model: str, messages: list[dict[str, Any]], options: GenerationOptions,
                timeouts: Timeouts, call: UpstreamCall | None = None) -> ProviderStream:
         """The reply as it is generated. `call` lets another thread cancel it, even before the headers came."""
         payload = self.payload(model=model, messages=messages, options=options, stream=True)
@@ -91,7 +121,7 @@ class ChatProvider:
         self.session.close()
 
     def _post(self, payload: dict[str, Any], *, timeouts: Timeouts, stream: bool,
-              call: UpstreamCall) -> requests.Response:
+              call: UpstreamCall, path: str | None = None) -> requests.Response:
         headers = {"Accept": "text/event-stream" if stream else "application/json"}
         if request_id.current.get():
             headers[request_id.HEADER] = request_id.current.get()
@@ -100,7 +130,7 @@ class ChatProvider:
         try:
             with call.bound():
                 response = self.session.post(
-                    self.base_url + self.path, json=payload, headers=headers,
+                    self.base_url + (path or self.path), json=payload, headers=headers,
                     timeout=(timeouts.connect, timeouts.read), stream=stream,
                 )
         except requests.RequestException as exc:

@@ -1,8 +1,9 @@
-"""A streamed reply as an iterator of text deltas, closable from another thread."""
+"""A streamed reply as an iterator of deltas, closable from another thread."""
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import requests
 
@@ -15,7 +16,10 @@ log = logging.getLogger(__name__)
 
 
 class ProviderStream:
-    """Text deltas of one streamed reply; `usage` and `finish_reason` are set when it ends.
+    """Deltas of one streamed reply; `usage` and `finish_reason` are set when it ends.
+
+    A delta is its text (a str), or, when it carries tool-call pieces or
+    logprobs, the whole StreamPiece; tool-call pieces all have their index.
 
     Closing it closes the upstream HTTP response, which is how a client that
     went away stops the provider's work.
@@ -30,11 +34,34 @@ class ProviderStream:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.completed = False
+        self.tool_calls = 0  # calls begun so far
+        self._begun: set[int] = set()  # indexes whose first piece went by
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[str | StreamPiece]:
         return self._deltas
 
-    def _read(self) -> Iterator[str]:
+    def _numbered(self, piece: StreamPiece) -> StreamPiece:
+        """Each piece with its call's index, and the id and name in a call's first piece only.
+
+        Calls from a provider that sends them whole are numbered here, in the
+        order they came; a server that repeats the id and name in every piece
+        (llama-cpp-python's does) would have clients concatenate the name.
+        """
+        deltas = []
+        for delta in piece.tool_calls:
+            if delta.index is None:
+                if delta.id is not None:
+                    self.tool_calls += 1
+                delta = replace(delta, index=self.tool_calls - 1)
+            elif delta.index in self._begun:
+                delta = replace(delta, id=None, name=None)
+            elif delta.id is not None:
+                self.tool_calls = max(self.tool_calls, delta.index + 1)
+            self._begun.add(delta.index)
+            deltas.append(delta)
+        return replace(piece, tool_calls=tuple(deltas))
+
+    def _read(self) -> Iterator[str | StreamPiece]:
         try:
             for line in self._response.iter_lines(chunk_size=None, decode_unicode=False):
                 if self.completed:
@@ -50,7 +77,9 @@ class ProviderStream:
                     self.usage = piece.usage
                 if piece.finish_reason is not None:
                     self.finish_reason = piece.finish_reason
-                if piece.text:
+                if not piece.plain:
+                    yield self._numbered(piece)
+                elif piece.text:
                     yield piece.text
                 if piece.done:
                     self.completed = True
@@ -63,6 +92,8 @@ class ProviderStream:
         if not self.completed and self.finish_reason is None:
             raise cut_short(self._call) or ProviderError("The model provider ended the reply early.")
         self.completed = True
+        if self.tool_calls and self.finish_reason in (None, "stop"):  # Ollama says "stop" after calling tools
+            self.finish_reason = "tool_calls"
 
     def close(self) -> None:
         self._deltas.close()

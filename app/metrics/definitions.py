@@ -55,7 +55,8 @@ CHAT_COST = Counter(
 CHAT_USAGE_SOURCE = Counter(
     "chat_completion_usage_source_total",
     "Completions whose tokens were stored, by where the counts came from: reported by the provider, "
-    "or counted by the gateway from streamed chunks or estimated from characters.",
+    "or counted by the gateway from streamed chunks or estimated from characters, or (tokenizer) the prompt "
+    "counted by the server's tokenizer and the completion by streamed chunks.",
     ["model", "source"],
 )
 CHAT_TIME_TO_FIRST_TOKEN = Histogram(
@@ -134,3 +135,32 @@ USAGE_GAUGES = {
         "When the usage gauges were last read from the database (Unix time); they keep their values while it fails.",
         ()),
 }
+
+# Embeddings have a family of their own rather than an `operation` label on the chat_* metrics: those
+# keep their meaning (and their dashboards), and an embedding has no streaming, first token or output.
+EMBEDDING_REQUESTS = Counter(
+    "embedding_requests_total",
+    "Embedding requests (POST /v1/embeddings) that reached a provider, by outcome (as chat_completions_total).",
+    ["model", "outcome"],
+)
+EMBEDDING_INPUTS = Counter(
+    "embedding_inputs_total",
+    "Inputs embedded successfully: one per string or token array.",
+    ["model"],
+)
+EMBEDDING_TOKENS = Counter(
+    "embedding_tokens_total",
+    "Prompt tokens of successful embedding requests, as stored in their usage rows.",
+    ["model"],
+)
+EMBEDDING_COST = Counter(
+    "embedding_cost_usd_total",
+    "USD that embedding requests cost, from their models' input prices; models without a price add nothing.",
+    ["model"],
+)
+EMBEDDING_DURATION = Histogram(
+    "embedding_duration_seconds",
+    "Time from the upstream call to the provider's whole answer, per embedding request.",
+    ["model"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+)

@@ -11,13 +11,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..chat.replies import ask_whole
 from ..chat.tally import CompletionTally
 from ..http.caller import Caller
-from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, ProviderPool, UnknownModel, Usage
+from ..llm import (PROVIDER_KINDS, Catalogue, Completion, GenerationOptions, ModelSpec, ProviderError, ProviderPool,
+                   UnknownModel, Usage)
 from ..usage.budgets import enforce_budget
 from ..usage.recording import UsageLedger
 from .errors import ModelNotFound
 
 # OpenAI's `developer` role is its newer name for `system`, which is all the providers know.
 PROVIDER_ROLES = {"developer": "system"}
+# What the schema names; anything else in the request is `extra`, for OpenAI-compatible servers.
+_NAMED = {"model", "messages", "stream", "n", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop",
+          "seed", "user", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "tools",
+          "tool_choice", "parallel_tool_calls", "response_format", "stream_options"}
+_OPTIONS = _NAMED - {"model", "messages", "stream", "n"}
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,7 @@ class Call:
     id: str
     created: int
     model: ModelSpec
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     options: GenerationOptions
     stream: bool
     include_usage: bool
@@ -38,22 +44,17 @@ def prepare(*, session: Session, db_sessions: sessionmaker[Session], catalogue: 
             data: dict[str, Any]) -> Call:
     """Check the model and the budgets of the API key and its org (access tokens have none), before any provider call."""
     try:
-        spec = catalogue.resolve(data["model"])
+        spec = catalogue.resolve_chat(data["model"])
     except UnknownModel:
         raise ModelNotFound(data["model"]) from None
     caller.check_model(spec.name)
+    options = GenerationOptions(**{key: data[key] for key in _OPTIONS if data.get(key) is not None},
+                                # null is "not set", for unknown parameters as for known ones
+                                extra={key: value for key, value in data.items() if key not in _NAMED and value is not None})
+    messages = [_message(m) for m in data["messages"]]
+    PROVIDER_KINDS[spec.provider].refuse_unsupported(options, messages)
     enforce_budget(session=session, org_id=caller.org_id, api_key_id=caller.api_key_id)
     session.rollback()  # ends the read transaction: no connection is held during the provider call
-    options = GenerationOptions(
-        temperature=data.get("temperature"),
-        top_p=data.get("top_p"),
-        max_tokens=data.get("max_completion_tokens") or data.get("max_tokens"),
-        stop=data.get("stop"),
-        seed=data.get("seed"),
-        user=data.get("user"),
-    )
-    messages = [{"role": PROVIDER_ROLES.get(m["role"], m["role"]), "content": m["content"] or ""}
-                for m in data["messages"]]
     return Call(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=spec, messages=messages,
                 options=options, stream=bool(data.get("stream")),
                 include_usage=bool((data.get("stream_options") or {}).get("include_usage")),
@@ -76,10 +77,29 @@ def complete(*, providers: ProviderPool, call: Call) -> dict[str, Any]:
     tally.finish("success", usage=usage)
     return {
         "id": call.id, "object": "chat.completion", "created": call.created, "model": call.model.name,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": completion.content},
-                     "logprobs": None, "finish_reason": completion.finish_reason or "stop"}],
+        "choices": [{"index": 0, "message": _assistant(completion), "logprobs": completion.logprobs,
+                     "finish_reason": completion.finish_reason or ("tool_calls" if completion.tool_calls else "stop")}],
         "usage": usage_body(usage),
     }
+
+
+def _message(message: dict[str, Any]) -> dict[str, Any]:
+    """A request message in the shape the providers take: OpenAI's, with only the fields that are set."""
+    # An assistant message with only tool calls gets an empty `content`, which every server takes; a null
+    # is refused by llama-cpp-python's server, and no content at all breaks its chat formatters.
+    sent = {"role": PROVIDER_ROLES.get(message["role"], message["role"]), "content": message.get("content") or ""}
+    sent.update((key, message[key]) for key in ("name", "tool_calls", "tool_call_id") if message.get(key))
+    return sent
+
+
+def _assistant(completion: Completion) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": completion.content}
+    if completion.tool_calls:
+        message["content"] = completion.content or None  # as OpenAI sends a reply that only calls tools
+        message["tool_calls"] = [{"id": call.id, "type": "function",
+                                  "function": {"name": call.name, "arguments": call.arguments}}
+                                 for call in completion.tool_calls]
+    return message
 
 
 def usage_body(usage: Usage) -> dict[str, int]:
@@ -88,6 +108,15 @@ def usage_body(usage: Usage) -> dict[str, int]:
 
 
 def model_list(catalogue: Catalogue) -> dict[str, Any]:
-    return {"object": "list",
-            "data": [{"id": spec.name, "object": "model", "created": 0, "owned_by": spec.provider}
-                     for spec in catalogue]}
+    return {"object": "list", "data": [model_body(spec) for spec in catalogue]}
+
+
+def one_model(catalogue: Catalogue, name: str) -> dict[str, Any]:
+    spec = catalogue.get(name)
+    if spec is None:
+        raise ModelNotFound(name)
+    return model_body(spec)
+
+
+def model_body(spec: ModelSpec) -> dict[str, Any]:
+    return {"id": spec.name, "object": "model", "created": 0, "owned_by": spec.provider}

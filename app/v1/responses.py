@@ -36,9 +36,21 @@ class CompletionUsageSchema(Schema):
     total_tokens = fields.Integer(required=True)
 
 
+class FunctionCallSchema(Schema):
+    name = fields.String(required=True)
+    arguments = fields.String(required=True, metadata={"description": "A JSON text"})
+
+
+class ToolCallSchema(Schema):
+    id = fields.String(required=True)
+    type = fields.Constant("function", required=True, metadata={"enum": ["function"]})
+    function = fields.Nested(FunctionCallSchema, required=True)
+
+
 class CompletionMessageSchema(Schema):
     role = fields.Constant("assistant", required=True, metadata={"enum": ["assistant"]})
-    content = fields.String(required=True)
+    content = fields.String(required=True, allow_none=True, metadata={"description": "null when only tools are called"})
+    tool_calls = fields.List(fields.Nested(ToolCallSchema))
 
 
 class CompletionChoiceSchema(Schema):
@@ -57,9 +69,22 @@ class ChatCompletionSchema(Schema):
     usage = fields.Nested(CompletionUsageSchema, required=True)
 
 
+class FunctionCallDeltaSchema(Schema):
+    name = fields.String(metadata={"description": "In a call's first piece"})
+    arguments = fields.String(required=True, metadata={"description": "The next piece of the JSON text"})
+
+
+class ToolCallDeltaSchema(Schema):
+    index = fields.Integer(required=True)
+    id = fields.String(metadata={"description": "In a call's first piece"})
+    type = fields.Constant("function", metadata={"enum": ["function"]})
+    function = fields.Nested(FunctionCallDeltaSchema, required=True)
+
+
 class ChunkDeltaSchema(Schema):
     role = fields.Constant("assistant", metadata={"enum": ["assistant"], "description": "In the first chunk only"})
     content = fields.String()
+    tool_calls = fields.List(fields.Nested(ToolCallDeltaSchema))
 
 
 class ChunkChoiceSchema(Schema):
@@ -80,9 +105,29 @@ class ChatCompletionChunkSchema(Schema):
         "description": "With `stream_options.include_usage`: null in every chunk but the last, which has it"})
 
 
+class EmbeddingSchema(Schema):
+    object = fields.Constant("embedding", required=True, metadata={"enum": ["embedding"]})
+    index = fields.Integer(required=True)
+    embedding = fields.Raw(required=True, metadata={
+        "oneOf": [{"type": "array", "items": {"type": "number"}}, {"type": "string", "format": "byte"}],
+        "description": "Floats, or with `encoding_format: base64` little-endian float32s in base64"})
+
+
+class EmbeddingUsageSchema(Schema):
+    prompt_tokens = fields.Integer(required=True)
+    total_tokens = fields.Integer(required=True)
+
+
+class EmbeddingListSchema(Schema):
+    object = fields.Constant("list", required=True, metadata={"enum": ["list"]})
+    model = fields.String(required=True)
+    data = fields.List(fields.Nested(EmbeddingSchema), required=True, metadata={"description": "One per input, in order"})
+    usage = fields.Nested(EmbeddingUsageSchema, required=True)
+
+
 COMPLETION_DOC = event_stream(
     "A `chat.completion` (JSON), or with `stream: true` server-sent events: `chat.completion.chunk`s (the first "
-    "with the role, then the content, then one with `finish_reason`, and with `stream_options.include_usage` one "
+    "with the role, then the content or `tool_calls` pieces, then one with `finish_reason`, and with `stream_options.include_usage` one "
     "with `usage` and no choices), then `data: [DONE]`. A provider failing mid-stream ends it with one event in "
     "OpenAI's error shape instead. While the model is silent a `: keep-alive` comment comes every "
     "SSE_HEARTBEAT_SECONDS.",

@@ -8,10 +8,11 @@ from ..auth.required import auth_required
 from ..db import get_session, session_factory
 from ..http.openapi import Blueprint, may_fail
 from ..llm import get_llm
-from . import completions, streaming
+from . import completions, embeddings, streaming
 from .errors import in_openai_shape
-from .responses import COMPLETION_DOC, OpenAIErrorSchema, OpenAIModelListSchema
-from .schemas import ChatCompletionRequestSchema
+from .responses import (COMPLETION_DOC, EmbeddingListSchema, OpenAIErrorSchema, OpenAIModelListSchema,
+                        OpenAIModelSchema)
+from .schemas import ChatCompletionRequestSchema, EmbeddingRequestSchema
 
 bp = Blueprint("v1", __name__, url_prefix="/v1", error_schema=OpenAIErrorSchema,
                description="OpenAI-compatible API: point any OpenAI SDK at /v1 with an API key (or an access token)")
@@ -24,6 +25,15 @@ bp.after_request(in_openai_shape)
 def list_models():
     """The models this gateway accepts, as OpenAI lists them"""
     return completions.model_list(get_llm().catalogue)
+
+
+@bp.get("/models/<path:model_id>")
+@auth_required(scope="inference")
+@may_fail(404)  # model_not_found
+@bp.doc(responses={"200": {"description": "OK", "content": {"application/json": {"schema": OpenAIModelSchema}}}})
+def get_model(model_id):
+    """One model of the catalogue, as OpenAI describes it"""
+    return completions.one_model(get_llm().catalogue, model_id)
 
 
 @bp.post("/chat/completions")
@@ -43,3 +53,16 @@ def create_chat_completion(data):
         return completions.complete(providers=llm.providers, call=call)
     return streaming.start_stream(providers=llm.providers, call=call,
                                   heartbeat_seconds=current_app.config["SETTINGS"].heartbeat_seconds)
+
+
+@bp.post("/embeddings")
+@auth_required(scope="inference")
+@rate_limits.chat  # the same per-user limit: an embedding call holds a provider as a chat does
+@may_fail(404)  # model_not_found
+@bp.arguments(EmbeddingRequestSchema)
+@bp.doc(responses={"200": {"description": "OK", "content": {"application/json": {"schema": EmbeddingListSchema}}}})
+def create_embeddings(data):
+    """Embeddings of a string, a list of strings, or token arrays (where the provider takes them)"""
+    llm = get_llm()
+    return embeddings.create(session=get_session(), db_sessions=session_factory(), catalogue=llm.catalogue,
+                             providers=llm.providers, caller=current_caller(), data=data)

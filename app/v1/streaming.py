@@ -18,6 +18,7 @@ from ..chat.events import SSE_HEADERS, RelayedEvents, sse, start_relay
 from ..chat.relay import End, Relay, Token
 from ..chat.tally import CompletionTally
 from ..llm import ProviderPool
+from ..llm.types import ToolCallDelta
 from .completions import Call, usage_body
 from .errors import openai_error
 
@@ -48,6 +49,17 @@ class CompletionChunks(RelayedEvents):
     def token(self, text: str) -> bytes:
         return sse(self._chunk({"content": text}))
 
+    def delta(self, token: Token) -> bytes:
+        """Tool-call pieces as OpenAI streams them: the first of a call with its id and name, then arguments."""
+        if not token.tool_calls and token.logprobs is None:
+            return self.token(token.text)
+        delta: dict[str, Any] = {"content": token.text} if token.text or not token.tool_calls else {}
+        if token.tool_calls:
+            delta["tool_calls"] = [_tool_call_delta(piece) for piece in token.tool_calls]
+        chunk = self._chunk(delta)
+        chunk["choices"][0]["logprobs"] = token.logprobs
+        return sse(chunk)
+
     def finish(self, end: End) -> Iterator[bytes]:
         usage = self.usage(end.usage)
         self.relayed()
@@ -73,3 +85,14 @@ class CompletionChunks(RelayedEvents):
         if self.call.include_usage:
             chunk["usage"] = None  # as OpenAI does: every chunk has it, only the last one fills it
         return chunk
+
+
+def _tool_call_delta(piece: ToolCallDelta) -> dict[str, Any]:
+    delta: dict[str, Any] = {"index": piece.index}
+    function: dict[str, Any] = {"arguments": piece.arguments}
+    if piece.id is not None:
+        delta.update(id=piece.id, type="function")
+    if piece.name is not None:
+        function["name"] = piece.name
+    delta["function"] = function
+    return delta

@@ -35,6 +35,8 @@ class Script:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     json_content: Any = None         # JSON mode: this value as the reply; None: one built from the requested schema
     embedding_dimensions: int = 16   # unless the request asks for `dimensions`
+    tokenizer: str | None = None     # "llama.cpp" or "vllm": serve that server's prompt-counting routes (tokenizer.py)
+    tokenizer_count: int = 14        # the prompt tokens they count
     # Hold every answer (before its headers) until this many requests have been open at once, then let all go:
     # a load test then knows its requests were held together, however slow the machine that sent them.
     release_together: int = 0

@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import asdict
 from typing import Any
 
-from . import embeddings, wire
+from . import embeddings, tokenizer, wire
 from .connection import ClientGone, Connection, HttpRequest
 from .script import FAULT_500, FAULT_HANG, LONG_REPLY, ReceivedRequest, Script, Stats
 
@@ -45,6 +45,7 @@ class FakeModelServer:
         self.script = script or Script()
         self.record = record
         self.requests: list[ReceivedRequest] = []
+        self.tokenize_requests: list[tuple[str, dict]] = []  # (path, body) of the prompt-counting routes
         self.connections = 0
         self.stats = Stats()
         self._queued: deque[Script] = deque()
@@ -145,6 +146,7 @@ class FakeModelServer:
         with self._lock:
             self.script = script or Script()
             self.requests.clear()
+            self.tokenize_requests.clear()
             self._queued.clear()
             self.connections = 0
             self.stats = Stats()
@@ -197,6 +199,8 @@ class FakeModelServer:
             else:
                 await connection.send(200, "application/json", json.dumps(info).encode())
             return True
+        if http.method == "POST" and http.path.rstrip("/") in tokenizer.PATHS:
+            return await self._tokenize(connection, http)
         found = route(http.path)
         if found is None or http.method != "POST":
             status = 404 if found is None else 405
@@ -225,6 +229,22 @@ class FakeModelServer:
             return False
         finally:
             self.stats.open -= 1
+
+    async def _tokenize(self, connection: Connection, http: HttpRequest) -> bool:
+        path = http.path.rstrip("/")
+        try:
+            body = json.loads(http.body or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            await _send_json(connection, 400, {"error": "invalid JSON"})
+            return True
+        with self._changed:
+            self.tokenize_requests.append((path, body))
+            self._changed.notify_all()
+        found = tokenizer.answer(self.script, path, body)
+        await _send_json(connection, 200 if found is not None else 404, found or {"error": f"no route for {path}"})
+        return True
 
     def _opened_request(self) -> None:
         self.stats.open += 1

@@ -13,12 +13,15 @@ DECLARED = {
     ("patch", "/conversations/{id}"): {403},
     ("delete", "/conversations/{id}"): {403},
     ("post", "/v1/chat/completions"): {404},
+    ("post", "/v1/embeddings"): {404},
     ("post", "/auth/password"): {403},
     ("get", "/orgs/{id}/usage"): {403},
     ("get", "/orgs/{id}/budget"): {403},
     ("put", "/orgs/{id}/budget"): {403},
 }
-CHAT = {("post", "/conversations/{id}/messages"), ("post", "/conversations/{id}/stream"), ("post", "/v1/chat/completions")}
+# Operations that call a model provider (and draw on the chat rate limit).
+CHAT = {("post", "/conversations/{id}/messages"), ("post", "/conversations/{id}/stream"), ("post", "/v1/chat/completions"),
+        ("post", "/v1/embeddings")}
 RATE_LIMITED = CHAT | {("post", "/auth/login"), ("post", "/auth/register"), ("post", "/auth/password")}
 
 

@@ -65,11 +65,13 @@ def test_models_list_is_the_catalogue(client):
 @pytest.mark.parametrize("model", [MODEL, OPENAI_MODEL])
 def test_a_whole_completion_has_the_providers_usage_and_maps_parameters(client, fake_llm, model):
     fake_llm.script = Script(tokens=["Hel", "lo"], prompt_tokens=9, completion_tokens=2, finish_reason="length")
+    # Metadata Ollama has no use for is dropped there; other unknown parameters reach OpenAI-compatible servers.
+    extra = {"metadata": {"team": "sdk"}} if model == MODEL else {"frobnicate": True}
     reply = client.chat.completions.create(
         model=model, messages=[{"role": "developer", "content": "Be brief."},
                                {"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
         temperature=0.2, top_p=0.9, max_completion_tokens=50, stop=["END"], seed=7, user="end-user-1",
-        logprobs=False, extra_body={"frobnicate": True})
+        logprobs=False, extra_body=extra)
 
     assert reply.object == "chat.completion" and reply.model == model and reply.id.startswith("chatcmpl-")
     assert reply.choices[0].message.role == "assistant" and reply.choices[0].message.content == "Hello"
@@ -77,15 +79,17 @@ def test_a_whole_completion_has_the_providers_usage_and_maps_parameters(client, 
     assert (reply.usage.prompt_tokens, reply.usage.completion_tokens, reply.usage.total_tokens) == (9, 2, 11)
     sent = fake_llm.last_request
     assert sent.body["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
-    assert "frobnicate" not in sent.body and "logprobs" not in sent.body
     if model == MODEL:
         assert sent.protocol == "ollama" and "Authorization" not in sent.headers
         assert sent.body["options"] == {"temperature": 0.2, "top_p": 0.9, "num_predict": 50, "stop": ["END"], "seed": 7}
+        assert "metadata" not in sent.body and "logprobs" not in sent.body
     else:
         # The upstream gets the gateway's own key for it, never the client's.
         assert sent.protocol == "openai" and sent.headers["Authorization"] == f"Bearer {UPSTREAM_KEY}"
-        assert {k: sent.body[k] for k in ("temperature", "top_p", "max_tokens", "stop", "seed", "user")} == {
-            "temperature": 0.2, "top_p": 0.9, "max_tokens": 50, "stop": ["END"], "seed": 7, "user": "end-user-1"}
+        keys = ("temperature", "top_p", "max_completion_tokens", "stop", "seed", "user", "logprobs", "frobnicate")
+        assert {k: sent.body[k] for k in keys} == {
+            "temperature": 0.2, "top_p": 0.9, "max_completion_tokens": 50, "stop": ["END"], "seed": 7,
+            "user": "end-user-1", "logprobs": False, "frobnicate": True}
 
 
 @pytest.mark.parametrize("model", [MODEL, OPENAI_MODEL])
