@@ -36,7 +36,8 @@ NAMED_TOOL = {"type": "object", "required": ["type", "function"], "properties": 
     "function": {"type": "object", "required": ["name"], "properties": {
         "name": {"type": "string", "pattern": FUNCTION_NAME.pattern}}}}}
 MAX_TOKEN_ID = 2 ** 31 - 1
-CONTENT = {"oneOf": [{"type": "string", "maxLength": MAX_CONTENT_CHARS}, {"type": "array", "items": TEXT_PART}]}
+CONTENT = {"oneOf": [{"type": "string", "maxLength": MAX_CONTENT_CHARS}, {"type": "array", "items": TEXT_PART}],
+           "nullable": True}
 NAME = {"type": "string", "minLength": 1, "maxLength": 64}
 
 
@@ -50,7 +51,7 @@ MESSAGE_DOC = {"anyOf": [
     _message_doc(["system", "developer", "user"], ["content"], content=CONTENT),
     _message_doc(["assistant"], ["content"], content=CONTENT,
                  tool_calls={"type": "array", "items": TOOL_CALL, "maxItems": 128}),
-    _message_doc(["assistant"], ["tool_calls"], content={"nullable": True, **CONTENT},
+    _message_doc(["assistant"], ["tool_calls"], content=CONTENT,
                  tool_calls={"type": "array", "items": TOOL_CALL, "minItems": 1, "maxItems": 128}),
     _message_doc(["tool"], ["content", "tool_call_id"], content=CONTENT,
                  tool_call_id={"type": "string", "minLength": 1, "maxLength": 256}),
@@ -167,7 +168,7 @@ class OpenAISchema(Schema):
 
 class ChatMessageSchema(OpenAISchema):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    content = Content(load_default=None, allow_none=True, validate=validate.Length(max=MAX_CONTENT_CHARS), metadata={
+    content = Content(allow_none=True, validate=validate.Length(max=MAX_CONTENT_CHARS), metadata={
         "oneOf": [{"type": "string", "maxLength": MAX_CONTENT_CHARS}, {"type": "array", "items": TEXT_PART}],
         "nullable": True, "description": "Required except in an assistant message with `tool_calls`"})
     name = fields.String(validate=validate.Length(min=1, max=64))
@@ -182,7 +183,8 @@ class ChatMessageSchema(OpenAISchema):
             raise ValidationError("A tool message needs the tool_call_id it answers.", "tool_call_id")
         if data.get("tool_calls") and data["role"] != "assistant":
             raise ValidationError("Only assistant messages carry tool calls.", "tool_calls")
-        if data.get("content") is None and not (data["role"] == "assistant" and data.get("tool_calls")):
+        # null content is no text (as it always was here); only an assistant's calls make it optional
+        if "content" not in data and not (data["role"] == "assistant" and data.get("tool_calls")):
             raise ValidationError("Missing data for required field.", "content")
 
 
@@ -252,49 +254,3 @@ class ChatCompletionRequestSchema(OpenAISchema):
             raise ValidationError(
                 [f"At most {limit} characters of content are accepted over all messages (V1_MAX_TOTAL_CHARS)."],
                 "messages")
-
-
-class EmbeddingInput(fields.Field):
-    """A string, a list of strings, a token array, or a list of token arrays; always returned as a list."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, str):
-            return [value]
-        if isinstance(value, list) and 1 <= len(value) <= MAX_EMBEDDING_INPUTS:
-            if all(isinstance(item, str) for item in value):
-                return value
-            if all(_token(item) for item in value):
-                return [value]
-            if all(isinstance(item, list) and item and all(_token(t) for t in item) for item in value):
-                return value
-        raise ValidationError(f"Must be a string, or a list of 1 to {MAX_EMBEDDING_INPUTS} strings, "
-                              "or a token array, or a list of token arrays.")
-
-
-TOKEN_ID = {"type": "integer", "minimum": 0, "maximum": MAX_TOKEN_ID}
-
-
-def _token(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKEN_ID
-
-
-class EmbeddingRequestSchema(OpenAISchema):
-    model = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    input = EmbeddingInput(required=True, metadata={"oneOf": [
-        {"type": "string", "maxLength": MAX_CONTENT_CHARS},
-        {"type": "array", "items": {"type": "string", "maxLength": MAX_CONTENT_CHARS}, "minItems": 1,
-         "maxItems": MAX_EMBEDDING_INPUTS},
-        {"type": "array", "items": TOKEN_ID, "minItems": 1},
-        {"type": "array", "items": {"type": "array", "items": TOKEN_ID, "minItems": 1},
-         "minItems": 1, "maxItems": MAX_EMBEDDING_INPUTS}]})
-    dimensions = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=65536))
-    encoding_format = fields.String(load_default="float", validate=validate.OneOf(("float", "base64")))
-    user = fields.String(allow_none=True, validate=validate.Length(max=256))
-
-    @validates_schema
-    def _sizes(self, data, **kwargs):
-        texts = [item for item in data.get("input") or () if isinstance(item, str)]
-        if any(len(text) > MAX_CONTENT_CHARS for text in texts):
-            raise ValidationError(f"Each input is at most {MAX_CONTENT_CHARS} characters.", "input")
-        if sum(len(item) for item in data.get("input") or ()) > MAX_EMBEDDING_INPUTS * 512:
-            raise ValidationError("The input is too large for one request.", "input")
