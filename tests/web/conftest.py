@@ -6,6 +6,7 @@ import uuid
 import pytest
 
 from tests.fakes.llm_provider import FakeLLM, closed_port_url
+from tests.monitoring.conftest import prometheus_bin  # noqa: F401  (the walkthrough's Prometheus, or its skip)
 from tests.support.servers import Gunicorn
 from tests.web.browser import IN_CI, Page, chromium_paths, start_chromium
 

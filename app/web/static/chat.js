@@ -160,7 +160,13 @@ async function send() {
   const content = input.value;
   if (!content.trim() || state.controller) return;
   clearError();
-  const conversation = state.current || await create(content.trim().slice(0, 60));
+  const title = content.trim().slice(0, 60);
+  const conversation = state.current || await create(title);
+  if (!conversation.title && !$("messages").children.length) {  // a new conversation is named by its first message
+    const named = await call("PATCH", `/conversations/${encodeURIComponent(conversation.id)}`, { title });
+    conversation.title = named.title;
+    $("conversation-title").value = named.title;
+  }
   const model = $("model-select").value || null;
   input.value = "";
   const log = $("messages");
@@ -202,7 +208,7 @@ async function send() {
     input.focus();
   }
   await refreshTotals().catch(showError);
-  if (conversation.title === null || state.conversations[0]?.id !== conversation.id) await loadConversations();
+  await loadConversations().catch(showError);  // newest first: this one moves to the top
 }
 
 export function init() {
