@@ -52,6 +52,8 @@ def test_sign_up_then_a_reply_streams_in_and_its_chip_equals_the_stored_usage(pa
     email = new_email()
     page.sign_up(email)
     assert page.driver.switch_to.active_element.get_attribute("data-testid") == "message-input"
+    # Tokens live in the script's memory only: nothing a later visit or another page could read.
+    assert page.driver.execute_script("return [localStorage.length, sessionStorage.length, document.cookie]") == [0, 0, ""]
     page.driver.execute_script(WATCH)
     page.send("Tell me how streams work", model=PRICED)
     reply = page.wait_for_reply(1)
@@ -111,8 +113,8 @@ def test_stop_mid_stream_frees_the_upstream_within_a_second(page, fake, gateway)
     page.send("Talk for a long time")
     page.wait(lambda: len(page.one("assistant-message").text.split("word")) > 3, "a few tokens")
     upstream = fake.last_request
-    page.click("stop")
     stopped = time.monotonic()
+    page.click("stop")
     assert fake.wait_until(lambda: upstream.client_closed_at is not None, timeout=5), "the upstream was never closed"
     assert upstream.client_closed_at - stopped < 1.0
     assert upstream.tokens_sent < 200
@@ -212,7 +214,8 @@ def test_the_page_works_at_375_by_812(page, fake):
 
 def test_screenshot_for_the_readme(page, fake):
     """The README's picture of the page; written into docs/ when UPDATE_SCREENSHOT=1."""
-    fake.reset(Script(tokens=["Here", " are", " three", ":", " 2", ",", " 3", " and", " 5", "."], prompt_tokens=None))
+    fake.reset(Script(tokens=["Here", " are", " three", ":", " 2", ",", " 3", " and", " 5", "."], prompt_tokens=None,
+                      first_token_delay=0.25, token_delay=0.04))
     page.sign_up(new_email(), name="Ada")
     page.send("Name three prime numbers.", model=PRICED)
     page.wait_for_reply(1)
