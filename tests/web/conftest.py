@@ -1,4 +1,4 @@
-"""Browser fixtures: one Chromium per module, a clear skip without it (a failure under CI=true), and a
+"""Browser fixtures: one Chromium for all browser tests, a clear skip without it (a failure under CI=true), and a
 screenshot of the page for every failing browser test (its path is in the failure report)."""
 import json
 import uuid
@@ -7,6 +7,7 @@ import pytest
 
 from tests.fakes.llm_provider import FakeLLM, closed_port_url
 from tests.monitoring.conftest import prometheus_bin  # noqa: F401  (the walkthrough's Prometheus, or its skip)
+from tests.support.databases import PrivatePostgres, sqlite_copy
 from tests.support.servers import Gunicorn
 from tests.web.browser import IN_CI, Page, chromium_paths, start_chromium
 
@@ -14,6 +15,7 @@ MODEL = "llama3.1"          # Ollama protocol, no price
 PRICED = "gpt-test"         # OpenAI-compatible protocol, priced
 OFFLINE = "offline-model"   # its server is not running
 PRICES = {"input_price": "0.15", "output_price": "0.60"}
+CHAT_LIMIT = 5              # chats a minute per user; the walkthrough's five chats fit
 
 
 @pytest.fixture(scope="session")
@@ -26,11 +28,32 @@ def chromium():
     return paths
 
 
-@pytest.fixture(scope="module")
+# One browser, one fake model server and one gateway (per database) for every browser test: starting them is
+# most of these tests' cost. Each test signs up a user of its own, so tests share no data.
+@pytest.fixture(scope="package")
 def driver(chromium):
     driver = start_chromium(*chromium)
     yield driver
     driver.quit()
+
+
+@pytest.fixture(scope="package")
+def fake():
+    with FakeLLM() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="package", params=["sqlite", "postgresql"])
+def web_database_url(request, tmp_path_factory):
+    """A migrated database of the package's own (a private one on PostgreSQL: no other test truncates it)."""
+    if request.param == "sqlite":
+        yield sqlite_copy(request.getfixturevalue("_sqlite_template"), tmp_path_factory.mktemp("web-db"))
+        return
+    request.getfixturevalue("_postgres")  # fails in CI, skips elsewhere, when PostgreSQL is not there
+    database = PrivatePostgres()
+    database.create()
+    yield database.url
+    database.drop()
 
 
 def models_file(directory, fake: FakeLLM) -> str:
@@ -42,21 +65,22 @@ def models_file(directory, fake: FakeLLM) -> str:
     return str(path)
 
 
-@pytest.fixture(scope="module")
-def fake():
-    with FakeLLM() as fake:
-        yield fake
-
-
-def start_gateway(tmp_path_factory, fake: FakeLLM, database_url: str, **env) -> Gunicorn:
+@pytest.fixture(scope="package")
+def gateway(tmp_path_factory, fake, web_database_url):
+    """Real gunicorn with one worker, so the in-memory rate limit counts every chat of a user (CHAT_LIMIT)."""
     directory = tmp_path_factory.mktemp("web")
-    return Gunicorn(directory, database_url=database_url, workers=2, threads=4, env={
-        "MODELS_FILE": models_file(directory, fake), "DEFAULT_MODEL": MODEL, **env}).start()
+    server = Gunicorn(directory, database_url=web_database_url, workers=1, threads=4, env={
+        "MODELS_FILE": models_file(directory, fake), "DEFAULT_MODEL": MODEL,
+        "RATE_LIMITS_ENABLED": "true", "RATE_LIMIT_CHAT_USER": f"{CHAT_LIMIT}/minute",
+        "RATE_LIMIT_REGISTER_ADDRESS": "1000/minute", "RATE_LIMIT_LOGIN_ADDRESS": "1000/minute",
+        "RATE_LIMIT_LOGIN_ACCOUNT": "1000/minute"})
+    with server:
+        yield server
 
 
 @pytest.fixture
 def page(driver, gateway):
-    """The chat page of the module's `gateway`, freshly loaded: so logged out."""
+    """The chat page of the package's gateway, freshly loaded: so logged out."""
     driver.get_log("performance"), driver.get_log("browser")  # what earlier tests left
     return Page(driver, gateway.url).open()
 

@@ -13,7 +13,7 @@ from selenium.webdriver.common.keys import Keys
 from tests.fakes.llm_provider import Script
 from tests.support.servers import wait_until
 from tests.web.browser import api_login
-from tests.web.conftest import MODEL, OFFLINE, PRICED, PRICES, new_email, start_gateway
+from tests.web.conftest import MODEL, OFFLINE, PRICED, PRICES, new_email
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -31,12 +31,6 @@ new MutationObserver(() => {
 }).observe(document.getElementById('messages'), {subtree: true, childList: true, characterData: true});
 """
 
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory, fake, module_database_url):
-    server = start_gateway(tmp_path_factory, fake, module_database_url)
-    yield server
-    server.stop()
 
 
 def test_nothing_is_shown_before_a_login(page):

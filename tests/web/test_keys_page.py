@@ -1,5 +1,5 @@
 """API keys made in the page work with the `openai` SDK and stop working once revoked; a rate-limited
-chat tells when to retry. One gateway worker, so the in-memory rate limit counts every request."""
+chat tells when to retry."""
 import re
 
 import openai
@@ -7,18 +7,10 @@ import pytest
 from selenium.webdriver.common.keys import Keys
 
 from tests.fakes.llm_provider import Script
-from tests.web.conftest import MODEL, new_email, start_gateway
+from tests.web.conftest import CHAT_LIMIT, MODEL, new_email
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory, fake, module_database_url):
-    server = start_gateway(tmp_path_factory, fake, module_database_url, WEB_CONCURRENCY="1",
-                           RATE_LIMITS_ENABLED="true", RATE_LIMIT_CHAT_USER="1/minute",
-                           RATE_LIMIT_REGISTER_ADDRESS="100/minute", RATE_LIMIT_LOGIN_ADDRESS="100/minute")
-    yield server
-    server.stop()
 
 
 def test_a_key_created_in_the_page_works_with_the_openai_sdk_until_revoked(page, fake, gateway):
@@ -55,10 +47,13 @@ def test_a_key_created_in_the_page_works_with_the_openai_sdk_until_revoked(page,
 def test_a_rate_limited_chat_says_when_to_retry(page, fake):
     fake.reset(Script(tokens=["ok"]))
     page.sign_up(new_email())
-    page.send("first")
-    page.wait_for_reply(1)
-    page.send("second, too soon")
+    for number in range(1, CHAT_LIMIT + 1):
+        page.send(f"chat {number}")
+        page.wait_for_reply(number)
+    calls = len(fake.requests)
+    page.send("one too many")
     text = page.banner()
     seconds = re.search(r"Try again in (\d+) s", text)
     assert "faster than this gateway allows" in text and seconds and 0 < int(seconds.group(1)) <= 60, text
+    assert len(fake.requests) == calls and len(page.all("assistant-message")) == CHAT_LIMIT
     page.assert_clean(allowed_statuses=(429,))

@@ -8,16 +8,10 @@ from selenium.webdriver.common.by import By
 
 from tests.fakes.llm_provider import Script
 from tests.web.browser import api_login
-from tests.web.conftest import MODEL, PRICED, new_email, start_gateway
+from tests.web.conftest import MODEL, PRICED, new_email
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory, fake, module_database_url):
-    server = start_gateway(tmp_path_factory, fake, module_database_url)
-    yield server
-    server.stop()
 
 
 def totals_match(shown: dict, api: dict) -> None:
