@@ -6,7 +6,8 @@ import { count, el, field, messageCost, usd } from "./format.js";
 const $ = (id) => document.getElementById(id);
 const prices = JSON.parse(document.body.dataset.prices || "{}");
 
-const state = { conversations: [], current: null, defaultModel: null, controller: null, deleteArmed: false };
+const state = { conversations: [], current: null, defaultModel: null, controller: null, deleteArmed: false,
+                listVersion: 0 };  // bumped by every change made here: a list fetched before it is stale
 
 // Model output is untrusted: it only ever reaches the page as text (textContent), never as markup.
 function messageNode(role, text, { model, partial } = {}) {
@@ -69,7 +70,9 @@ function renderList() {
 }
 
 export async function loadConversations() {
+  const version = state.listVersion;
   const page = await call("GET", "/conversations?limit=100");
+  if (version !== state.listVersion) return;  // a rename or a deletion happened meanwhile: this list predates it
   state.conversations = page.items;
   renderList();
 }
@@ -116,6 +119,7 @@ async function refreshTotals() {
 async function create(title) {
   const orgId = $("conversation-org").value || null;
   const conversation = await call("POST", "/conversations", { title, orgId, model: $("model-select").value || null });
+  state.listVersion += 1;
   state.conversations.unshift(conversation);
   showConversation({ ...conversation, messages: [], usage: null });
   return conversation;
@@ -131,6 +135,7 @@ async function rename() {
   const title = $("conversation-title").value.trim() || null;
   if (title === (state.current.title || null)) return;
   const updated = await call("PATCH", `/conversations/${encodeURIComponent(state.current.id)}`, { title });
+  state.listVersion += 1;
   state.current.title = updated.title;
   state.conversations = state.conversations.map((c) => (c.id === updated.id ? { ...c, title: updated.title } : c));
   renderList();
@@ -144,6 +149,7 @@ async function remove() {
     return;
   }
   await call("DELETE", `/conversations/${encodeURIComponent(state.current.id)}`);
+  state.listVersion += 1;
   state.conversations = state.conversations.filter((c) => c.id !== state.current.id);
   showConversation(null);
   $("new-conversation").focus();
