@@ -1,5 +1,5 @@
 // The page: log in or sign up, then three views (chat, usage, API keys). Nothing is shown before a login.
-import { logout, setSession, start, whenLoggedOut } from "./api.js";
+import { loggedIn, logout, setSession, start, whenLoggedOut } from "./api.js";
 import * as chat from "./chat.js";
 import { clearError, loggedOutText, showError } from "./errors.js";
 import * as keys from "./keys.js";
@@ -33,6 +33,9 @@ async function open(view) {
 
 function loggedOut(message) {
   chat.reset();
+  keys.forget();
+  $("usage-body").replaceChildren();  // the last user's data goes with them, shown or not
+  $("key-list").replaceChildren();
   $("who").textContent = "";
   $("password").value = "";
   show("auth-view");
@@ -64,7 +67,10 @@ function init() {
   for (const button of document.querySelectorAll("#nav [data-view]")) {
     button.addEventListener("click", () => open(button.dataset.view).catch(showError));
   }
-  $("error-dismiss").addEventListener("click", () => { clearError(); $("message-input").focus(); });
+  $("error-dismiss").addEventListener("click", () => {
+    clearError();
+    (loggedIn() ? $("message-input") : $("email")).focus();
+  });
   chat.init();
   keys.init();
   show("auth-view");

@@ -126,6 +126,7 @@ async function create(title) {
 }
 
 export function reset() {
+  state.controller?.abort();  // a reply still streaming ends with the session
   state.conversations = [];
   showConversation(null);
 }
