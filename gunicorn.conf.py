@@ -35,7 +35,8 @@ if OWN_METRICS_DIR:
 METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 os.makedirs(METRICS_DIR, exist_ok=True)
 
-from app import logs, preflight  # noqa: E402
+from app import logs  # noqa: E402
+from app.boot import preflight  # noqa: E402
 from app.config import ConfigError, Settings  # noqa: E402
 from app.llm import load_catalogue  # noqa: E402
 from app.metrics import multiprocess as metrics_dir  # noqa: E402
