@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.docs.routes import DOCS_CSP
-from app.security import JSON_CSP
+from app.http.security import JSON_CSP
 from app.web.routes import PAGE_CSP
 
 WEB = Path(__file__).resolve().parents[2] / "app" / "web"
