@@ -19,7 +19,9 @@ from tests.monitoring.test_end_to_end import dashboard_queries, grafana_to_promq
 from tests.support.servers import wait_until
 from tests.web.conftest import MODEL, PRICED, new_email
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
+# Metrics do not depend on the database: one run (on the browser tests' SQLite gateway) keeps the suite quick.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150),
+              pytest.mark.parametrize("web_database_url", ["sqlite"], indirect=True)]
 
 JOB = "ai-chat-gateway"
 PANELS = {"Tokens per second by model": ("model", "type"), "Tokens per hour by model": ("model",),
