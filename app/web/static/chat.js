@@ -6,7 +6,7 @@ import { count, el, field, messageCost, usd } from "./format.js";
 const $ = (id) => document.getElementById(id);
 const prices = JSON.parse(document.body.dataset.prices || "{}");
 
-const state = { conversations: [], current: null, defaultModel: null, controller: null, deleteArmed: false,
+const state = { conversations: [], current: null, controller: null, deleteArmed: false,
                 listVersion: 0 };  // bumped by every change made here: a list fetched before it is stale
 
 // Model output is untrusted: it only ever reaches the page as text (textContent), never as markup.
@@ -26,7 +26,7 @@ function tokensPerSecond(usage, timings) {
 }
 
 // The chip under an assistant message, from the stored message's meta (the same numbers the API stores).
-export function usageChip(meta) {
+function usageChip(meta) {
   const usage = meta.usage || {};
   const timings = meta.timings || {};
   const parts = [field("prompt", count(usage.promptTokens ?? 0)), " prompt + ",
@@ -79,7 +79,6 @@ export async function loadConversations() {
 
 export async function loadChoices() {
   const [models, orgs] = await Promise.all([call("GET", "/models"), call("GET", "/orgs")]);
-  state.defaultModel = models.defaultModel;
   $("model-select").replaceChildren(...models.items.map((model) =>
     el("option", { value: model.name, selected: model.isDefault, text: model.name + (model.isDefault ? " (default)" : "") })));
   $("conversation-org").replaceChildren(el("option", { value: "", text: "Nobody (personal)" }),
