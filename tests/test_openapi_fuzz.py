@@ -2,7 +2,7 @@
 
 The quick mode runs in the normal suite (a few examples per operation, fixed seed);
 `FUZZ_EXAMPLES=500 python -m pytest tests/test_openapi_fuzz.py -n 0` is the long one
-(README, "The API document"). Each check left out for an operation says why, in CONFIG.
+(docs/api.md, "The API document"; the README's "Tests"). Each check left out for an operation says why, in CONFIG.
 """
 import os
 import subprocess
@@ -30,7 +30,7 @@ negative_data_rejection.expected-statuses = ["400", "401", "403", "404", "405", 
 
 [generation]
 # The gateway refuses NUL in any text (strict JSON bodies, URLs), as the API description says;
-# tests/test_crafted_input.py covers it.
+# tests/http/test_crafted_input.py covers it.
 allow-x00 = false
 database = "none"
 

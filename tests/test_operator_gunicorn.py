@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from tests.fakes.llm_provider import FakeLLM
+from bench.fake_model import FakeModelServer
 from tests.support.gateway import gateway, logged_in
 from tests.support.servers import Gunicorn, free_port, wait_until
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 def test_every_line_is_json_and_a_request_id_follows_a_chat(tmp_path):
     # Rate limits on, in memory: the default, whose storage starts a timer before the fork.
     env = {"LOG_FORMAT": "json", "RATE_LIMITS_ENABLED": "true"}
-    with FakeLLM() as fake, gateway(tmp_path, fake, workers=2, env=env) as server:
+    with FakeModelServer() as fake, gateway(tmp_path, fake, workers=2, env=env) as server:
         client = logged_in(server)
         conversation = client.conversation()
         answered = client.post(f"/conversations/{conversation}/messages", json={"content": "a private question"},
@@ -92,9 +92,32 @@ def test_an_unreachable_database_or_a_bad_setting_stops_the_start_with_one_line(
     assert seconds < 30
 
 
+@pytest.mark.parametrize(("setting", "value", "message"), [
+    ("GUNICORN_THREADS", "x", "GUNICORN_THREADS must be an integer, got 'x'"),
+    ("GUNICORN_MAX_REQUESTS", "abc", "GUNICORN_MAX_REQUESTS must be an integer, got 'abc'"),
+    ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY must be between 1 and 256, got 0"),
+    # Refused, not run: gunicorn would swap `sync` for gthread (threads > 1) while the ready line said sync.
+    ("GUNICORN_WORKER_CLASS", "sync", "GUNICORN_WORKER_CLASS must be one of gevent, gthread, got 'sync'"),
+    ("GUNICORN_PRELOAD", "maybe", "GUNICORN_PRELOAD must be true or false, got 'maybe'"),
+    ("GUNICORN_HEADER_TIMEOUT", "0", "GUNICORN_HEADER_TIMEOUT must be between 1 and 3600, got 0"),
+])
+def test_a_bad_gunicorn_setting_stops_the_start_with_one_line(tmp_path, setting, value, message):
+    code, output, _ = start_failure(tmp_path, {setting: value})
+    assert code != 0
+    assert output == [f"gateway: cannot start: {message}"], output
+
+
+@pytest.mark.xfail(strict=True, reason="gunicorn itself reads WEB_CONCURRENCY with int() when it is imported, "
+                                       "before any config file runs (see docs/configuration.md)")
+def test_a_non_integer_web_concurrency_stops_the_start_with_one_line(tmp_path):
+    code, output, _ = start_failure(tmp_path, {"WEB_CONCURRENCY": "abc"})
+    assert code != 0
+    assert output == ["gateway: cannot start: WEB_CONCURRENCY must be an integer, got 'abc'"], output
+
+
 def test_health_reports_a_provider_down_within_the_probe_interval(tmp_path):
     interval = 1.0
-    fake = FakeLLM().start()
+    fake = FakeModelServer().start()
     try:
         with gateway(tmp_path, fake, workers=1, env={"PROVIDER_PROBE_SECONDS": str(interval)}) as server:
             def provider_status():

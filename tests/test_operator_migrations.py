@@ -1,12 +1,15 @@
-"""The README's migration commands work from the venv without activating it, and log one line."""
+"""The documented migration commands work from the venv without activating it, and log one line."""
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from tests.support.servers import ROOT
+
+pytestmark = pytest.mark.slow  # the operator commands, each a fresh Python process
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from tests.fakes.llm_provider import FakeLLM, closed_port_url
+from bench.fake_model import FakeModelServer, closed_port_url
 from tests.monitoring.conftest import prometheus_bin  # noqa: F401  (the walkthrough's Prometheus, or its skip)
 from tests.support.databases import PrivatePostgres, sqlite_copy
 from tests.support.servers import Gunicorn
@@ -39,7 +39,7 @@ def driver(chromium):
 
 @pytest.fixture(scope="package")
 def fake():
-    with FakeLLM() as fake:
+    with FakeModelServer() as fake:
         yield fake
 
 
@@ -56,7 +56,7 @@ def web_database_url(request, tmp_path_factory):
     database.drop()
 
 
-def models_file(directory, fake: FakeLLM) -> str:
+def models_file(directory, fake: FakeModelServer) -> str:
     path = directory / "models.json"
     path.write_text(json.dumps({"default_model": MODEL, "models": {
         MODEL: {"provider": "ollama", "base_url": fake.ollama_url},

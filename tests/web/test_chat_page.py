@@ -10,7 +10,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.support.servers import wait_until
 from tests.web.browser import api_login
 from tests.web.conftest import MODEL, OFFLINE, PRICED, PRICES, new_email
@@ -166,7 +166,7 @@ def test_no_model_server_says_what_to_run(page, fake):
     page.sign_up(new_email())
     page.send("Anyone there?", model=OFFLINE)
     text = page.banner()
-    assert "No model server answered" in text and "python -m bench.fake_upstream" in text
+    assert "No model server answered" in text and "python -m bench.fake_model --port 11434" in text
     assert page.one("error-banner").get_attribute("role") == "alert"
     page.assert_clean(allowed_statuses=(502,))
 

@@ -6,7 +6,7 @@ import openai
 import pytest
 from selenium.webdriver.common.keys import Keys
 
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.web.conftest import CHAT_LIMIT, MODEL, new_email
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]

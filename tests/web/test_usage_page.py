@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.web.browser import api_login
 from tests.web.conftest import MODEL, PRICED, new_email
 

@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.monitoring.prometheus_server import Prometheus
 from tests.monitoring.test_end_to_end import dashboard_queries, grafana_to_promql
 from tests.support.servers import wait_until

@@ -5,7 +5,7 @@ import { when } from "./format.js";
 const banner = () => document.getElementById("error-banner");
 
 const NO_MODEL_SERVER = "No model server answered the gateway. Start the one it points at (for Ollama: "
-  + "`ollama serve`), or try the page without one: run `python -m bench.fake_upstream --port 11434` "
+  + "`ollama serve`), or try the page without one: run `python -m bench.fake_model --port 11434` "
   + "beside the gateway, then send again.";
 
 const LOGGED_OUT = {
