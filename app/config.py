@@ -155,6 +155,9 @@ class Settings:
     # often a scrape may recompute them from the database (0: on every scrape).
     usage_metrics_top_orgs: int = _setting("USAGE_METRICS_TOP_ORGS", 20, _int, low=1, high=1000)
     usage_metrics_refresh_seconds: float = _setting("USAGE_METRICS_REFRESH_SECONDS", 30.0, _float, low=0, high=3600)
+    # After SIGTERM: how long /readyz answers 503 while everything is still served, so load balancers
+    # stop sending new requests before the listening socket closes.
+    drain_delay_seconds: float = _setting("DRAIN_DELAY_SECONDS", 2.0, _float, low=0, high=300)
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":
