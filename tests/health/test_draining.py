@@ -1,8 +1,6 @@
 """SIGTERM and SIGHUP against the real server: not-ready at once, streams finish or end with `shutting_down`."""
-import json
 import os
 import signal
-import threading
 import time
 
 import pytest
@@ -14,6 +12,7 @@ from app.models import Message, MessageRole
 from tests.fakes.llm_provider import Script
 from tests.support.gateway import gateway, logged_in
 from tests.support.servers import wait_until
+from tests.support.streams import OpenStream
 
 pytestmark = pytest.mark.slow
 
@@ -23,46 +22,6 @@ TOKEN_DELAY = 0.05
 SHORT = Script(tokens=[f"s{i} " for i in range(50)], token_delay=TOKEN_DELAY)
 # Still going when the grace is over.
 LONG = Script(tokens=[f"l{i} " for i in range(600)], token_delay=TOKEN_DELAY)
-
-
-class OpenStream(threading.Thread):
-    """A streamed reply read in the background, as a browser would: every event, and how the body ended."""
-
-    def __init__(self, http, conversation: str):
-        super().__init__(daemon=True)
-        self.http, self.conversation = http, conversation
-        self.events: list[dict] = []
-        self.status: int | None = None
-        self.broken: Exception | None = None  # the body was cut without its chunked ending
-        self.started = threading.Event()
-
-    def run(self):
-        try:
-            with self.http.post(f"/conversations/{self.conversation}/stream", json={"content": "go"},
-                                stream=True) as response:
-                self.status = response.status_code
-                for line in response.iter_lines():
-                    if line.startswith(b"data: "):
-                        self.events.append(json.loads(line[len(b"data: "):]))
-                        self.started.set()
-        except requests.RequestException as exc:
-            self.broken = exc
-        finally:
-            self.started.set()
-
-    def open(self) -> "OpenStream":
-        self.start()
-        assert self.started.wait(10) and self.events, self.broken
-        return self
-
-    def finished(self, timeout: float) -> "OpenStream":
-        self.join(timeout)
-        assert not self.is_alive(), "the stream did not end"
-        return self
-
-    @property
-    def text(self) -> str:
-        return "".join(event["token"] for event in self.events if event["type"] == "token")
 
 
 def stored_reply(database_url: str, conversation: str) -> Message:
