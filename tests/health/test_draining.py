@@ -16,10 +16,10 @@ from tests.support.streams import OpenStream
 
 pytestmark = pytest.mark.slow
 
-DRAIN_DELAY, GRACE = 1, 4
+DRAIN_DELAY, GRACE = 2, 6
 TOKEN_DELAY = 0.05
 # Open when its worker is told to stop, done well within the grace.
-SHORT = Script(tokens=[f"s{i} " for i in range(50)], token_delay=TOKEN_DELAY)
+SHORT = Script(tokens=[f"s{i} " for i in range(80)], token_delay=TOKEN_DELAY)
 # Still going when the grace is over.
 LONG = Script(tokens=[f"l{i} " for i in range(600)], token_delay=TOKEN_DELAY)
 
@@ -56,10 +56,14 @@ def test_sigterm_reports_unready_at_once_serves_the_delay_then_lets_streams_fini
 
         server.process.send_signal(signal.SIGTERM)
         told = time.monotonic()
-        unready = requests.get(f"{server.url}/readyz", timeout=5)
-        assert unready.status_code == 503 and unready.json()["reason"] == "draining"
-        assert time.monotonic() - told < DRAIN_DELAY  # still accepting: the load balancer's window
+
+        def unready():
+            response = requests.get(f"{server.url}/readyz", timeout=5)
+            return response.status_code == 503 and response.json()
+        # As soon as the master has read the signal, and long before it stops accepting.
+        assert wait_until(unready, timeout=DRAIN_DELAY / 2, what="/readyz 503")["reason"] == "draining"
         assert requests.get(f"{server.url}/livez", timeout=5).status_code == 200
+        assert time.monotonic() - told < DRAIN_DELAY  # that was still the load balancer's window
 
         short.finished(timeout=GRACE + DRAIN_DELAY + 5)
         assert short.broken is None and short.events[-1]["type"] == "end"
