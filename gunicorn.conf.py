@@ -12,8 +12,10 @@ import os
 # Patching later (as the gevent worker does after the fork) leaves modules
 # holding the unpatched classes they imported. psycogreen makes psycopg2 yield
 # to other greenlets while it waits on PostgreSQL instead of blocking the worker.
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent").strip() or "gevent"
-if worker_class == "gevent":
+# Settings parses GUNICORN_WORKER_CLASS (below, with every other setting); importing it now would
+# import the app before the patch, so this peek only decides whether to patch, the same way it parses.
+PATCHED_FOR_GEVENT = (os.environ.get("GUNICORN_WORKER_CLASS", "").strip().lower() or "gevent") == "gevent"
+if PATCHED_FOR_GEVENT:
     import gevent
     from gevent import monkey
 
@@ -37,7 +39,8 @@ if OWN_METRICS_DIR:
 METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 os.makedirs(METRICS_DIR, exist_ok=True)
 
-from app import draining, logs, preflight  # noqa: E402
+from app import logs  # noqa: E402
+from app.boot import draining, preflight  # noqa: E402
 from app.config import ConfigError, Settings  # noqa: E402
 from app.llm import load_catalogue  # noqa: E402
 from app.metrics import multiprocess as metrics_dir  # noqa: E402
@@ -59,8 +62,7 @@ try:
     settings = Settings.from_env()
     catalogue = load_catalogue(settings)
     if FIRST_LOAD:  # not again on SIGHUP: the ports are ours by then
-        preflight.check_port("API_PORT", settings.api_host, settings.api_port,
-                             reuse_port=os.environ.get("GUNICORN_REUSE_PORT", "false").lower() == "true")
+        preflight.check_port("API_PORT", settings.api_host, settings.api_port, reuse_port=settings.gunicorn_reuse_port)
         if settings.metrics_port:
             preflight.check_port("METRICS_PORT", settings.metrics_host, settings.metrics_port)
         preflight.check_database(settings.database_url)
@@ -80,44 +82,41 @@ if GENERATED_JWT_SECRET:
     )
 
 bind = f"{settings.api_host}:{settings.api_port}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = settings.gunicorn_worker_class
+workers = settings.gunicorn_workers
 # gthread only: requests one worker serves at once. gevent ignores it.
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+threads = settings.gunicorn_threads
 # gevent only: open connections (streams, idle keep-alives, slow clients) per worker.
-worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "2000"))
+worker_connections = settings.gunicorn_worker_connections
 # The worker heartbeats from its own loop (a thread, or a greenlet), so a long stream never trips this.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+timeout = settings.gunicorn_timeout
 # A stopping worker's open streams may run this long (app/draining.py); those still open then end
 # with an `error` event. gunicorn kills the worker STOP_MARGIN_SECONDS later: time for those last
 # events to be written and the partial replies stored.
-stream_grace_seconds = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+stream_grace_seconds = settings.gunicorn_graceful_timeout
 STOP_MARGIN_SECONDS = 5
 graceful_timeout = stream_grace_seconds + STOP_MARGIN_SECONDS
 # Under gevent this is also the request-header timeout: gunicorn reads every
 # request's line and headers (the first one too) under a gevent.Timeout of this
 # many seconds and closes the connection when it expires, so a client sending
-# headers at 1 byte/s holds a socket for at most this long. 0 would disable it.
-keepalive = int(os.environ.get("GUNICORN_HEADER_TIMEOUT", "5"))
+# headers at 1 byte/s holds a socket for at most this long.
+keepalive = settings.gunicorn_header_timeout
 # gunicorn's largest request line (its default is 4094): a cursor or period percent-encoded from multi-byte
 # characters can pass 4 KiB, and the app then answers it with a JSON 400 instead of gunicorn's HTML 414.
 limit_request_line = 8190
-if keepalive < 1:
-    sys.stderr.write("gateway: cannot start: GUNICORN_HEADER_TIMEOUT must be at least 1 second: "
-                     "0 lets slow clients hold sockets forever\n")
-    sys.exit(1)
 # Workers fork from a master that has already imported and built the app: a
 # recycled worker (max_requests) is serving again in milliseconds, not a second.
-preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() != "false"
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
-max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
+preload_app = settings.gunicorn_preload
+max_requests = settings.gunicorn_max_requests
+max_requests_jitter = settings.gunicorn_max_requests_jitter
 # Each worker gets its own listening socket and the kernel spreads new connections
 # evenly over them; with one shared socket under gevent, whichever worker wakes
-# first takes most of a burst. Off by default: see the README before turning it on.
-reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "false").lower() == "true"
+# first takes most of a burst. Off by default: see docs/performance.md before turning it on.
+reuse_port = settings.gunicorn_reuse_port
 # Several gateways (and test servers) may run side by side; none needs the control socket.
 control_socket_disable = True
 # Empty turns the access log off (a load test would otherwise write a line per request).
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
+accesslog = settings.gunicorn_access_log or None
 loglevel = settings.log_level.lower()
 
 
@@ -144,7 +143,7 @@ def when_ready(server):
     # every page, which made a worker recycle take ~300 ms instead of ~50 ms. Objects
     # the master creates later stay collectable.
     gc.freeze()
-    if worker_class == "gevent":
+    if PATCHED_FOR_GEVENT:
         # Let greenlets the preloaded app started (the in-memory rate-limit storage's expiry Timer)
         # finish here: one still pending at the fork runs in each worker and dies there with a
         # KeyError traceback on stderr, outside every log format.

@@ -26,6 +26,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     register_blueprints(app)
     register_commands(app)
     register_metrics(app)
+    register_overhead_clock(app)
     return app
 
 
@@ -52,20 +53,21 @@ def register_api_docs(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import chat_capacity, db, llm, stream_limit
-    from .auth import identity, tokens
+    from . import db, llm
+    from .admission import chat_cap, stream_cap
+    from .auth import tokens
     from .extensions import api
-    from .rest import ErrorSchema, MarshmallowPlugin
+    from .http.openapi import MarshmallowPlugin
+    from .http.schemas import ErrorSchema
 
     if app.config["DATABASE_URL"].startswith("sqlite:///"):
         Path(app.config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     db.init_app(app)
-    chat_capacity.init_app(app)
-    stream_limit.init_app(app)
+    chat_cap.init_app(app)
+    stream_cap.init_app(app)
     tokens.init_app(app)
-    identity.init_app(app)
     llm.init_app(app)
-    # No catch-all `default` response: every operation lists its own errors (rest.Blueprint), in our contract.
+    # No catch-all `default` response: every operation lists its own errors (http.openapi.Blueprint), in our contract.
     api.DEFAULT_ERROR_RESPONSE_NAME, api.ERROR_SCHEMA = None, ErrorSchema
     model_names = [spec.name for spec in app.extensions["llm"].catalogue]
     api.init_app(app, spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(model_names)})
@@ -74,26 +76,28 @@ def register_extensions(app: Flask) -> None:
 
 def register_error_handlers(app: Flask) -> None:
     from . import errors
+    from .http import bodies
 
+    bodies.init_app(app)  # before routing: what every body and URL must be, or an error from the handlers
     errors.init_app(app)
 
 
 def register_security(app: Flask) -> None:
-    from . import security
+    from .http import security
 
     security.init_app(app)
 
 
 def register_limits(app: Flask) -> None:
-    from . import limits
+    from .admission import rate_limits
 
-    limits.init_app(app)
+    rate_limits.init_app(app)
 
 
 def register_commands(app: Flask) -> None:
-    from . import commands
+    from . import cli
 
-    commands.init_app(app)
+    cli.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -117,3 +121,9 @@ def register_metrics(app: Flask) -> None:
     from .metrics import instrument
 
     instrument.init_app(app)
+
+
+def register_overhead_clock(app: Flask) -> None:
+    from .chat import overhead
+
+    overhead.init_app(app)  # the outermost WSGI layer: it must come after every other one

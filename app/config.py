@@ -8,6 +8,9 @@ from pathlib import Path
 APP_ENVS = ("development", "production", "test")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
+# gunicorn's `sync` worker is refused rather than run: with more than one thread gunicorn silently
+# swaps it for gthread, and with one it serves a single request at a time, a stream blocking the rest.
+WORKER_CLASSES = ("gevent", "gthread")
 # Secrets that must never reach production, whatever their length.
 PLACEHOLDER_SECRETS = {"change-me", "changeme", "secret", "dev", "development"}
 MIN_SECRET_BYTES = 32
@@ -93,7 +96,10 @@ def _float(name: str, raw: str, check: dict) -> float:
 
 
 def _setting(env: str, default, parse=None, **check):
-    """A field read from environment variable `env`; the default is written here and nowhere else."""
+    """A field read from environment variable `env`; the default is written here and nowhere else.
+
+    An empty variable means the default, unless `empty` is given: the value an empty variable stands for.
+    """
     return field(default=default, metadata={"env": env, "parse": parse, **check})
 
 
@@ -155,6 +161,22 @@ class Settings:
     # often a scrape may recompute them from the database (0: on every scrape).
     usage_metrics_top_orgs: int = _setting("USAGE_METRICS_TOP_ORGS", 20, _int, low=1, high=1000)
     usage_metrics_refresh_seconds: float = _setting("USAGE_METRICS_REFRESH_SECONDS", 30.0, _float, low=0, high=3600)
+    # gunicorn's settings: gunicorn.conf.py only reads these, so a bad value stops the start with one line.
+    gunicorn_worker_class: str = _setting("GUNICORN_WORKER_CLASS", "gevent", _lower, choices=WORKER_CLASSES)
+    # 0 workers would start a master that serves nothing.
+    gunicorn_workers: int = _setting("WEB_CONCURRENCY", 2, _int, low=1, high=256)
+    gunicorn_threads: int = _setting("GUNICORN_THREADS", 8, _int, low=1, high=10_000)
+    gunicorn_worker_connections: int = _setting("GUNICORN_WORKER_CONNECTIONS", 2000, _int, low=1, high=1_000_000)
+    gunicorn_timeout: int = _setting("GUNICORN_TIMEOUT", 60, _int, low=0, high=24 * 3600)
+    gunicorn_graceful_timeout: int = _setting("GUNICORN_GRACEFUL_TIMEOUT", 30, _int, low=0, high=24 * 3600)
+    # At least 1: 0 would let slow clients hold sockets forever.
+    gunicorn_header_timeout: int = _setting("GUNICORN_HEADER_TIMEOUT", 5, _int, low=1, high=3600)
+    gunicorn_max_requests: int = _setting("GUNICORN_MAX_REQUESTS", 0, _int, low=0, high=1_000_000_000)
+    gunicorn_max_requests_jitter: int = _setting("GUNICORN_MAX_REQUESTS_JITTER", 0, _int, low=0, high=1_000_000_000)
+    gunicorn_preload: bool = _setting("GUNICORN_PRELOAD", True, _bool)
+    gunicorn_reuse_port: bool = _setting("GUNICORN_REUSE_PORT", False, _bool)
+    # "-" is standard output; set but empty turns the access log off.
+    gunicorn_access_log: str = _setting("GUNICORN_ACCESS_LOG", "-", empty="")
     # After SIGTERM: how long /readyz answers 503 while everything is still served, so load balancers
     # stop sending new requests before the listening socket closes.
     drain_delay_seconds: float = _setting("DRAIN_DELAY_SECONDS", 2.0, _float, low=0, high=300)
@@ -166,7 +188,12 @@ class Settings:
         values = {}
         for spec in fields(cls):
             name, raw = spec.metadata["env"], env.get(spec.metadata["env"], "").strip()
-            values[spec.name] = _parse(name, raw, spec.metadata) if raw else spec.default
+            if raw:
+                values[spec.name] = _parse(name, raw, spec.metadata)
+            elif name in env and "empty" in spec.metadata:
+                values[spec.name] = spec.metadata["empty"]
+            else:
+                values[spec.name] = spec.default
         values["database_url"] = _database_url(values["database_url"])
         values["metrics_host"] = values["metrics_host"] or values["api_host"]
         values["jwt_secret_key"] = _jwt_secret(values["app_env"], values["jwt_secret_key"])

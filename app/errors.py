@@ -5,13 +5,11 @@ import re
 from flask import Flask, current_app, jsonify, request
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.exceptions import HTTPException
 
 from .db import get_session
 
 log = logging.getLogger(__name__)
-
-BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 class ApiError(Exception):
@@ -40,7 +38,7 @@ class Forbidden(ApiError):
 
 
 class Unauthorized(ApiError):
-    def __init__(self, message: str, code: str = "unauthorized"):
+    def __init__(self, message: str, code: str):
         super().__init__(401, code, message)
 
 
@@ -48,11 +46,12 @@ class Overloaded(ApiError):
     """Out of capacity for now: a 503 that tells the client when to try again."""
 
     def __init__(self, code: str, message: str):
-        super().__init__(503, code, message, headers={"Retry-After": str(retry_after_seconds())})
+        super().__init__(503, code, message, headers=retry_after())
 
 
-def retry_after_seconds() -> int:
-    return current_app.config["SETTINGS"].retry_after_seconds
+def retry_after(seconds: int | None = None) -> dict[str, str]:
+    """The `Retry-After` header of every refusal that says when to come back: `seconds`, or RETRY_AFTER_SECONDS."""
+    return {"Retry-After": str(current_app.config["SETTINGS"].retry_after_seconds if seconds is None else seconds)}
 
 
 class DatabaseUnavailable(ApiError):
@@ -125,8 +124,7 @@ def handle_database_error(exc: DBAPIError):
     # The driver's message names the host and port (and may echo the URL): the class name says enough.
     log.error("database unavailable: %s on %s %s", type(exc.orig).__name__, request.method, request.path)
     error = DatabaseUnavailable()
-    return error_response(error.status, error.code, error.message,
-                          headers={"Retry-After": str(retry_after_seconds())})
+    return error_response(error.status, error.code, error.message, headers=retry_after())
 
 
 def _rollback_quietly() -> None:
@@ -141,8 +139,7 @@ def handle_pool_timeout(_exc: PoolTimeout):
     # Every pooled connection stayed busy for DB_POOL_TIMEOUT seconds: shed this request.
     get_session().rollback()
     log.warning("database pool exhausted: no connection within the pool timeout")
-    return error_response(503, "database_busy", "The database is busy, try again shortly",
-                          headers={"Retry-After": str(retry_after_seconds())})
+    return error_response(503, "database_busy", "The database is busy, try again shortly", headers=retry_after())
 
 
 def handle_unexpected(exc: Exception):
@@ -150,35 +147,7 @@ def handle_unexpected(exc: Exception):
     return error_response(500, "internal_error", "An unexpected error occurred")
 
 
-def has_body() -> bool:
-    """A declared length, or a chunked body whose length nobody declared."""
-    return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-
-
-def require_json_body() -> None:
-    """Bodies must be JSON: a form post or plain text gets 415, not a confusing 400; chunked ones too."""
-    if request.method in BODY_METHODS and has_body() and not request.is_json:
-        raise UnsupportedMediaType("Send the request body as JSON with Content-Type: application/json")
-
-
-def limit_chunked_body() -> None:
-    """MAX_CONTENT_LENGTH for chunked bodies: werkzeug stops reading at the limit without a word, so look past it."""
-    if request.content_length is None and has_body() and request.max_content_length:
-        data = request.get_data(cache=True)
-        if len(data) >= request.max_content_length and request.environ["wsgi.input"].read(1):
-            raise RequestEntityTooLarge()
-
-
-def refuse_nul_in_url() -> None:
-    """A NUL in the path or the query would reach the database, which refuses it with an error of its own."""
-    if "\x00" in request.path or any("\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)):
-        raise ValidationFailed("The URL must not contain NUL characters", {"url": ["Contains a NUL character."]})
-
-
 def init_app(app: Flask) -> None:
-    app.before_request(refuse_nul_in_url)
-    app.before_request(require_json_body)
-    app.before_request(limit_chunked_body)
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(IntegrityError, handle_integrity_error)

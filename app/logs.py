@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from flask import Flask, Response, request
 from gunicorn.glogging import Logger as GunicornLoggerBase
 
-from . import request_id
+from .http import request_id
 
 TEXT_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s [%(request_id)s]: %(message)s"
 # Read back from the response headers gunicorn has already sent; the same atoms feed the JSON line.
@@ -27,7 +27,7 @@ _ACCESS_FIELDS = {"h": "remote", "m": "method", "U": "path", "q": "query", "s": 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
-            record.request_id = _access_request_id(record) or request_id.get() or "-"
+            record.request_id = _access_request_id(record) or request_id.current.get() or "-"
         return True
 
 
@@ -111,7 +111,7 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def return_request_id(response: Response) -> Response:
-        response.headers[request_id.HEADER] = request_id.get() or request_id.accept(None)
+        response.headers[request_id.HEADER] = request_id.current.get() or request_id.accept(None)
         return response
 
 

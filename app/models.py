@@ -34,6 +34,20 @@ class MessageRole(str, enum.Enum):
     TOOL = "TOOL"
 
 
+class UtcDateTime(TypeDecorator):
+    """A moment in UTC: TIMESTAMP WITH TIME ZONE, read back aware on every database.
+
+    SQLite keeps no zone and hands datetimes back naive; they were all written in
+    UTC, so they come back as UTC here, once, and nothing above has to guess.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
 def _enum(cls: type[enum.Enum]) -> Enum:
     # A VARCHAR rather than a native type, so both databases migrate the same way.
     return Enum(cls, native_enum=False, length=16, validate_strings=True)
@@ -47,9 +61,9 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     name: Mapped[Optional[str]] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # Set by an operator (`flask disable-user`): every token of the account stops at once, and login is refused.
-    disabled_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    disabled_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime())
 
 
 class TokenFamily(Base):
@@ -66,10 +80,10 @@ class TokenFamily(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     refresh_jti: Mapped[str] = mapped_column(String(36))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # When the current refresh token expires: past it, the row serves no token and may be deleted.
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime())
 
 
 class Org(Base):
@@ -77,7 +91,7 @@ class Org(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     members: Mapped[list["OrgMember"]] = relationship(
         back_populates="org", cascade="all, delete-orphan", passive_deletes=True
@@ -92,7 +106,7 @@ class OrgMember(Base):
     org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     role: Mapped[OrgRole] = mapped_column(_enum(OrgRole))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     org: Mapped[Org] = relationship(back_populates="members")
     user: Mapped[User] = relationship()
@@ -113,8 +127,8 @@ class Conversation(Base):
     model: Mapped[Optional[str]] = mapped_column(String(200))
     temperature: Mapped[Optional[float]] = mapped_column(Float)
     top_p: Mapped[Optional[float]] = mapped_column(Float)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     messages: Mapped[list["Message"]] = relationship(
         back_populates="conversation",
@@ -133,7 +147,7 @@ class Message(Base):
     role: Mapped[MessageRole] = mapped_column(_enum(MessageRole))
     content: Mapped[str] = mapped_column(Text)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
@@ -150,12 +164,12 @@ class ApiKey(Base):
     # The first characters of the key, so a person can tell their keys apart; never enough to use it.
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
-    last_used_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime())
 
 
-USD_PLACES = 10  # as llm.pricing.COST_QUANTUM
+USD_PLACES = 10  # a millionth of a cent, far below any real price's step
 USD_QUANTUM = Decimal(1).scaleb(-USD_PLACES)
 
 
@@ -204,7 +218,7 @@ class UsageRecord(Base):
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     org_id: Mapped[Optional[str]] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
     api_key_id: Mapped[Optional[str]] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
@@ -230,7 +244,7 @@ class OrgBudget(Base):
     org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True)
     monthly_tokens: Mapped[Optional[int]] = mapped_column(BigInteger)
     monthly_cost_usd: Mapped[Optional[Decimal]] = mapped_column(Usd())
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 def month_key(moment: datetime) -> str:

@@ -17,10 +17,10 @@ the medians of the blocks' means; the cost is their difference, the ratio is
   (The login limits guard a route dominated by the password hash: their cost is
   the same limiter call, twice, and invisible there.)
 - open streams per user, memory and Redis: a slot taken and given back
-  (app/stream_limit.py), against an empty call.
+  (app/admission/stream_cap.py), against an empty call.
 - org budget: `enforce_budget` in one session for a conversation of an org with
   a budget (and this month's usage), of an org without one, and without an org.
-- per-worker chat cap: ChatSlots acquire and release, against an empty call.
+- per-worker chat cap: a LocalSlots slot taken and given back, against an empty call.
 
 Writes Markdown and JSON to bench/results/ (limits-*).
 """
@@ -37,12 +37,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app import create_app
-from app.chat_capacity import ChatSlots
 from app.config import Settings
 from app.extensions import jwt
-from app.limits import limiter
+from app.admission.rate_limits import limiter
 from app.migrate import upgrade
-from app.stream_limit import LocalSlots, RedisSlots
+from app.admission.slots import LocalSlots, RedisSlots
 
 from . import report
 
@@ -142,11 +141,12 @@ def stream_slots(slots, *, blocks: int, per_block: int) -> dict:
 
 
 def chat_slots(*, blocks: int, per_block: int) -> dict:
-    slots = ChatSlots(1000)
+    slots = LocalSlots()
 
     def acquire_and_release() -> None:
-        assert slots.try_acquire()
-        slots.release()
+        release = slots.take("worker", 1000)
+        assert release is not None
+        release()
 
     return alternate(acquire_and_release, lambda: None, blocks=blocks, per_block=per_block)
 

@@ -21,7 +21,13 @@
 //   PROMETHEUS_RUNTIME_DIR     default monitoring/.local/prometheus-runtime
 //   GUNICORN_BIN               the gunicorn executable (default: .venv/bin/gunicorn if present, else gunicorn on PATH)
 //   PM2_APP_PREFIX             prefix of the two PM2 app names (default ai-chat-)
+//   GATEWAY_ENV_FILE           a KEY=value file (mode 0600) with the secrets, read at each start
 // plus whatever the gateway itself reads (its port, provider settings, ...).
+//
+// Secrets never go through PM2's environment: `pm2 save` writes each app's environment into
+// $PM2_HOME/dump.pm2, readable by anyone who can read that directory. Both apps start through
+// with-env-file.sh, which exports GATEWAY_ENV_FILE's variables, so PM2 only holds the file's name.
+// A secret in the environment of `pm2 start` is refused with a message saying so.
 'use strict';
 
 const fs = require('fs');
@@ -33,14 +39,25 @@ const prefix = env.PM2_APP_PREFIX || 'ai-chat-';
 // The README's virtualenv when there is one, else gunicorn on PATH.
 const venvGunicorn = path.join(repoRoot, '.venv', 'bin', 'gunicorn');
 const gunicorn = env.GUNICORN_BIN || (fs.existsSync(venvGunicorn) ? venvGunicorn : 'gunicorn');
+const withEnvFile = path.join(__dirname, 'with-env-file.sh');
+
+const SECRETS = ['JWT_SECRET_KEY', 'METRICS_TOKEN', 'OPENAI_API_KEY'];
+// URLs are secrets only when they carry a password (postgresql://user:password@host/db).
+const URLS = ['DATABASE_URL', 'RATE_LIMIT_STORAGE_URI'];
+const exposed = SECRETS.filter((name) => env[name])
+  .concat(URLS.filter((name) => /:\/\/[^/@]*:[^/@]*@/.test(env[name] || '')));
+if (exposed.length) {
+  throw new Error(`${exposed.join(', ')} must not be in the environment of pm2 start: pm2 save would write `
+    + 'it into dump.pm2. Put it in a file (mode 0600) and name it with GATEWAY_ENV_FILE.');
+}
 
 module.exports = {
   apps: [
     {
       name: `${prefix}gateway`,
       cwd: repoRoot,
-      script: gunicorn,
-      args: ['-c', 'gunicorn.conf.py', 'wsgi:app'],
+      script: withEnvFile,
+      args: [gunicorn, '-c', 'gunicorn.conf.py', 'wsgi:app'],
       interpreter: 'none',
       exec_mode: 'fork',
       instances: 1, // gunicorn forks its own workers
@@ -54,7 +71,8 @@ module.exports = {
     {
       name: `${prefix}prometheus`,
       cwd: repoRoot,
-      script: path.join(__dirname, 'prometheus', 'start-prometheus.sh'),
+      script: withEnvFile,
+      args: [path.join(__dirname, 'prometheus', 'start-prometheus.sh')],
       interpreter: 'none',
       exec_mode: 'fork',
       instances: 1,

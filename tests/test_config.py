@@ -29,11 +29,39 @@ def test_postgres_urls_use_the_shipped_driver():
         ({"DB_POOL_SIZE": "0"}, "DB_POOL_SIZE must be between"),
         ({"DB_POOL_TIMEOUT": "forever"}, "DB_POOL_TIMEOUT must be a number"),
         ({"CHAT_MAX_CONCURRENT": "0"}, "CHAT_MAX_CONCURRENT must be between"),
+        ({"WEB_CONCURRENCY": "abc"}, "WEB_CONCURRENCY must be an integer"),
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY must be between 1 and"),
+        ({"GUNICORN_THREADS": "x"}, "GUNICORN_THREADS must be an integer"),
+        ({"GUNICORN_MAX_REQUESTS": "abc"}, "GUNICORN_MAX_REQUESTS must be an integer"),
+        ({"GUNICORN_MAX_REQUESTS_JITTER": "-1"}, "GUNICORN_MAX_REQUESTS_JITTER must be between"),
+        ({"GUNICORN_GRACEFUL_TIMEOUT": "soon"}, "GUNICORN_GRACEFUL_TIMEOUT must be an integer"),
+        ({"GUNICORN_HEADER_TIMEOUT": "0"}, "GUNICORN_HEADER_TIMEOUT must be between 1 and"),
+        ({"GUNICORN_WORKER_CLASS": "sync"}, "GUNICORN_WORKER_CLASS must be one of gevent, gthread, got 'sync'"),
+        ({"GUNICORN_PRELOAD": "maybe"}, "GUNICORN_PRELOAD must be true or false, got 'maybe'"),
+        ({"GUNICORN_REUSE_PORT": "on"}, "GUNICORN_REUSE_PORT must be true or false"),
+        ({"REGISTRATION_OPEN": "closed"}, "REGISTRATION_OPEN must be true or false"),
     ],
 )
 def test_bad_values_stop_start_up_with_a_clear_message(env, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_gunicorn_settings_are_typed_with_their_defaults():
+    settings = Settings.from_env({})
+    assert (settings.gunicorn_worker_class, settings.gunicorn_workers, settings.gunicorn_threads) == ("gevent", 2, 8)
+    assert (settings.gunicorn_preload, settings.gunicorn_reuse_port, settings.gunicorn_access_log) == (True, False, "-")
+    parsed = Settings.from_env({"GUNICORN_WORKER_CLASS": " GThread ", "GUNICORN_PRELOAD": "no",
+                                "GUNICORN_REUSE_PORT": "1", "WEB_CONCURRENCY": "4"})
+    assert (parsed.gunicorn_worker_class, parsed.gunicorn_workers) == ("gthread", 4)
+    assert (parsed.gunicorn_preload, parsed.gunicorn_reuse_port) == (False, True)
+
+
+def test_an_empty_access_log_variable_turns_it_off_and_an_unset_one_keeps_stdout():
+    assert Settings.from_env({"GUNICORN_ACCESS_LOG": ""}).gunicorn_access_log == ""
+    assert Settings.from_env({"GUNICORN_ACCESS_LOG": "/var/log/gw.log"}).gunicorn_access_log == "/var/log/gw.log"
+    # Elsewhere an empty variable still means the default.
+    assert Settings.from_env({"API_PORT": ""}).api_port == 4000
 
 
 def test_production_accepts_a_real_secret():

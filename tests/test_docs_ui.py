@@ -1,7 +1,7 @@
 """Swagger UI at /docs: every asset it references is served by the gateway itself, under a CSP of its own."""
 import re
 
-from app.security import JSON_CSP
+from app.http.security import JSON_CSP
 
 
 def fetch(client, url):

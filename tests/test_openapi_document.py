@@ -2,7 +2,7 @@
 import pytest
 
 BODY_METHODS = {"post", "put", "patch"}
-# Operations whose extra statuses nothing in their route tells (declared with rest.may_fail).
+# Operations whose extra statuses nothing in their route tells (declared with app.http.openapi.may_fail).
 DECLARED = {
     ("post", "/auth/register"): {403, 409},
     ("post", "/auth/login"): {401},

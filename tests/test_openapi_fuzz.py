@@ -2,7 +2,7 @@
 
 The quick mode runs in the normal suite (a few examples per operation, fixed seed);
 `FUZZ_EXAMPLES=500 python -m pytest tests/test_openapi_fuzz.py -n 0` is the long one
-(README, "The API document"). Each check left out for an operation says why, in CONFIG.
+(docs/api.md, "The API document"; the README's "Tests"). Each check left out for an operation says why, in CONFIG.
 """
 import os
 import subprocess

@@ -92,6 +92,29 @@ def test_an_unreachable_database_or_a_bad_setting_stops_the_start_with_one_line(
     assert seconds < 30
 
 
+@pytest.mark.parametrize(("setting", "value", "message"), [
+    ("GUNICORN_THREADS", "x", "GUNICORN_THREADS must be an integer, got 'x'"),
+    ("GUNICORN_MAX_REQUESTS", "abc", "GUNICORN_MAX_REQUESTS must be an integer, got 'abc'"),
+    ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY must be between 1 and 256, got 0"),
+    # Refused, not run: gunicorn would swap `sync` for gthread (threads > 1) while the ready line said sync.
+    ("GUNICORN_WORKER_CLASS", "sync", "GUNICORN_WORKER_CLASS must be one of gevent, gthread, got 'sync'"),
+    ("GUNICORN_PRELOAD", "maybe", "GUNICORN_PRELOAD must be true or false, got 'maybe'"),
+    ("GUNICORN_HEADER_TIMEOUT", "0", "GUNICORN_HEADER_TIMEOUT must be between 1 and 3600, got 0"),
+])
+def test_a_bad_gunicorn_setting_stops_the_start_with_one_line(tmp_path, setting, value, message):
+    code, output, _ = start_failure(tmp_path, {setting: value})
+    assert code != 0
+    assert output == [f"gateway: cannot start: {message}"], output
+
+
+@pytest.mark.xfail(strict=True, reason="gunicorn itself reads WEB_CONCURRENCY with int() when it is imported, "
+                                       "before any config file runs (see docs/configuration.md)")
+def test_a_non_integer_web_concurrency_stops_the_start_with_one_line(tmp_path):
+    code, output, _ = start_failure(tmp_path, {"WEB_CONCURRENCY": "abc"})
+    assert code != 0
+    assert output == ["gateway: cannot start: WEB_CONCURRENCY must be an integer, got 'abc'"], output
+
+
 def test_health_reports_a_provider_down_within_the_probe_interval(tmp_path):
     interval = 1.0
     fake = FakeLLM().start()

@@ -1,4 +1,4 @@
-"""The README's migration commands work from the venv without activating it, and log one line."""
+"""The documented migration commands work from the venv without activating it, and log one line."""
 import os
 import subprocess
 import sys

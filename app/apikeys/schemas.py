@@ -2,7 +2,7 @@ from datetime import timezone
 
 from marshmallow import fields, post_load, validate
 
-from ..rest import CamelSchema, UtcDateTime
+from ..http.schemas import CamelSchema
 
 
 class ApiKeyCreateSchema(CamelSchema):
@@ -25,9 +25,9 @@ class ApiKeySchema(CamelSchema):
     prefix = fields.String(metadata={"description": "The key's first characters, to recognise it"})
     user_id = fields.String()
     org_id = fields.String(allow_none=True)
-    created_at = UtcDateTime()
-    expires_at = UtcDateTime(allow_none=True)
-    last_used_at = UtcDateTime(allow_none=True, metadata={"description": "Updated at most once a minute"})
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime(allow_none=True)
+    last_used_at = fields.DateTime(allow_none=True, metadata={"description": "Updated at most once a minute"})
 
 
 class ApiKeyCreatedSchema(ApiKeySchema):

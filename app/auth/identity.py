@@ -2,20 +2,20 @@
 
 A caller holds either a JWT access token, whose subject is the user id, or an
 API key (`Authorization: Bearer sk-gw-...`), which acts as its user and may be
-scoped to one org. Routes ask `current_caller()` (defined in app/caller.py, so
-that lower layers such as rate limits can ask too) and never look at the
-credential itself; `rest.auth_required` decides which credentials a route takes.
+scoped to one org. Routes ask `current_caller()` (defined in app/http/caller.py,
+so that lower layers such as rate limits can ask too) and never look at the
+credential itself; `auth_required` (required.py) decides which credentials a route takes.
 """
 from __future__ import annotations
 
-from flask import Flask, g, request
+from flask import g, request
 
-from ..caller import API_KEY_CALLER, Caller, current_caller
 from ..db import get_session
 from ..errors import Unauthorized
+from ..http.caller import API_KEY_CALLER, Caller, current_caller
 from . import keys
 
-__all__ = ["Caller", "authenticate_api_key", "current_caller", "init_app"]
+__all__ = ["Caller", "authenticate_api_key", "current_caller"]
 
 
 def authenticate_api_key(*, accepted: bool) -> bool:
@@ -38,6 +38,3 @@ def authenticate_api_key(*, accepted: bool) -> bool:
     g.setdefault(API_KEY_CALLER, Caller(user_id=key.user_id, api_key_id=key.id, org_id=key.org_id))
     return True
 
-
-def init_app(app: Flask) -> None:
-    app.extensions["bearer_credentials"] = authenticate_api_key

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
@@ -62,14 +62,10 @@ def find_live_key(*, session: Session, secret: str) -> ApiKey | None:
 
 def _note_use(session: Session, key: ApiKey, now: datetime) -> None:
     stale_before = now - LAST_USED_RESOLUTION
-    if key.last_used_at is not None and _utc(key.last_used_at) > stale_before:
+    if key.last_used_at is not None and key.last_used_at > stale_before:
         return
     # Conditional, so that of the workers racing past the check above only one writes.
     session.execute(update(ApiKey).where(
         ApiKey.id == key.id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= stale_before),
     ).values(last_used_at=now).execution_options(synchronize_session=False))
 
-
-def _utc(value: datetime) -> datetime:
-    # SQLite hands datetimes back without a zone; they are all UTC.
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

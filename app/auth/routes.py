@@ -1,10 +1,11 @@
 from flask_jwt_extended import get_jwt
 
-from .. import limits
+from ..admission import rate_limits
 from ..db import get_session
-from ..rest import Blueprint, auth_required, may_fail
+from ..http.openapi import Blueprint, may_fail
 from . import service, sessions
 from .identity import current_caller
+from .required import auth_required
 from .schemas import (LoginSchema, LogoutSchema, PasswordChangeSchema, RegisterSchema, SessionSchema,
                       TokenPairSchema, UserSchema)
 
@@ -12,7 +13,7 @@ bp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and t
 
 
 @bp.post("/register")
-@limits.register
+@rate_limits.register
 @may_fail(403, 409)
 @bp.arguments(RegisterSchema)
 @bp.response(201, SessionSchema)
@@ -23,7 +24,7 @@ def register(data):
 
 
 @bp.post("/login")
-@limits.login
+@rate_limits.login
 @may_fail(401)
 @bp.arguments(LoginSchema)
 @bp.response(200, SessionSchema)
@@ -52,7 +53,7 @@ def logout(data):
 
 @bp.post("/password")
 @auth_required(api_keys=False)
-@limits.password
+@rate_limits.password
 @may_fail(403)  # wrong_password
 @bp.arguments(PasswordChangeSchema)
 @bp.response(200, SessionSchema)

@@ -1,6 +1,6 @@
 from marshmallow import fields, validate
 
-from ..rest import CamelSchema, UtcDateTime
+from ..http.schemas import CamelSchema
 
 MIN_PASSWORD = 8
 
@@ -9,7 +9,7 @@ class UserSchema(CamelSchema):
     id = fields.String(dump_only=True)
     email = fields.Email(dump_only=True)
     name = fields.String(dump_only=True, allow_none=True)
-    created_at = UtcDateTime(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
 
 
 def _new_password() -> fields.String:

@@ -63,7 +63,7 @@ def authenticate(*, session: Session, email: str, password: str) -> User:
 def get_user(*, session: Session, user_id: str) -> User:
     user = session.get(User, user_id)
     if user is None:
-        raise Unauthorized("The account behind this token no longer exists", code="invalid_token")
+        raise Unauthorized(sessions.GONE, code="invalid_token")
     return user
 
 

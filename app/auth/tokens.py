@@ -49,13 +49,3 @@ def _expires(_header, payload) -> bool:
 @jwt.token_verification_failed_loader
 def _never_expires(_header, _payload):
     return error_response(401, "invalid_token", "The token has no expiry")
-
-
-@jwt.needs_fresh_token_loader
-def _not_fresh(_header, _payload):
-    return error_response(401, "fresh_token_required", "A fresh token is required")
-
-
-@jwt.user_lookup_error_loader
-def _unknown_user(_header, _payload):
-    return error_response(401, "invalid_token", "The account behind this token no longer exists")

@@ -1,1 +1,3 @@
-"""Chat completions: catalogue, providers, orchestration and the chat endpoints."""
+"""Chat on conversations: a turn's prompt, the reply whole or streamed, what it cost in time; the chat routes.
+
+The model catalogue and the providers are in app/llm."""

@@ -13,13 +13,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .. import draining
+from ..boot import draining
 from ..errors import DatabaseUnavailable, database_unreachable
 from ..llm import GenerationOptions, ModelSpec, ProviderError, ProviderPool, Usage
 from ..llm.calls import UpstreamCall
 from .relay import End, Failure, Relay, Token
 from .replies import reply_usage
-from .telemetry import CompletionTelemetry
+from .tally import CompletionTally
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ CLIENT_DISCONNECT = "client_disconnect"  # meta.reason and metric outcome alike
 
 
 def start_relay(*, providers: ProviderPool, model: ModelSpec, messages: list[dict[str, str]],
-                options: GenerationOptions, telemetry: CompletionTelemetry,
+                options: GenerationOptions, tally: CompletionTally,
                 heartbeat_seconds: float) -> tuple[Relay, Token | End | None]:
     """Start reading the provider, and wait for its first event: a failure then is an ordinary JSON error."""
     client = providers.client_for(model)
@@ -41,17 +41,17 @@ def start_relay(*, providers: ProviderPool, model: ModelSpec, messages: list[dic
     relay = Relay(open_stream, total_seconds=model.timeouts.total).start()
     first = relay.next(timeout=heartbeat_seconds)
     if isinstance(first, Failure):
-        telemetry.finish(first.error.outcome if isinstance(first.error, ProviderError) else "internal_error")
+        tally.finish(first.error.outcome if isinstance(first.error, ProviderError) else "internal_error")
         raise first.error
     return relay, first
 
 
 class RelayedEvents:
-    """The body of one streamed reply (a WSGI iterable); settles its telemetry however the stream ends."""
+    """The body of one streamed reply (a WSGI iterable); settles its tally however the stream ends."""
 
-    def __init__(self, *, relay: Relay, first: Token | End | None, telemetry: CompletionTelemetry,
+    def __init__(self, *, relay: Relay, first: Token | End | None, tally: CompletionTally,
                  heartbeat_seconds: float, prompt: list[dict[str, str]]):
-        self.relay, self.first, self.telemetry = relay, first, telemetry
+        self.relay, self.first, self.tally = relay, first, tally
         self.heartbeat_seconds, self.prompt = heartbeat_seconds, prompt
         self.parts: list[str] = []  # one content chunk each, as the provider sent them
         self._taken = time.monotonic()  # when the event being handled came off the relay's queue
@@ -68,7 +68,7 @@ class RelayedEvents:
         raise NotImplementedError
 
     def broke_off(self, reason: str, *, outcome: str) -> None:
-        """The stream ended early (`reason`: an error code, or client_disconnect); settle the telemetry."""
+        """The stream ended early (`reason`: an error code, or client_disconnect); settle the tally."""
         raise NotImplementedError
 
     def error(self, status: int, code: str, message: str, details: dict) -> bytes:
@@ -85,13 +85,13 @@ class RelayedEvents:
         """Called by the WSGI server when the response ends, early or not."""
         if self._events is not None:
             self._events.close()
-        if not self.telemetry.finished:  # closed before the first byte was asked for
+        if not self.tally.finished:  # closed before the first byte was asked for
             self.relay.cancel()
-            self.telemetry.finish(CLIENT_DISCONNECT)
+            self.tally.finish(CLIENT_DISCONNECT)
 
     def relayed(self, data: bytes = b"") -> bytes:
         """Account the gateway's own time for handling the current event; returns `data` to send."""
-        self.telemetry.clock.relayed(self._taken)
+        self.tally.clock.relayed(self._taken)
         return data
 
     def _generate(self) -> Iterator[bytes]:
@@ -117,17 +117,17 @@ class RelayedEvents:
                     yield self._shut_down(event)
                     return
         except GeneratorExit:
-            if self.telemetry.finished:  # left after the ending: the reply is already settled
+            if self.tally.finished:  # left after the ending: the reply is already settled
                 raise
             self.relay.cancel()
             for token in self.relay.received():  # generated, if not yet sent: still part of the reply
                 self.parts.append(token.text)
-                self.telemetry.token(token.at)
+                self.tally.token(token.at)
             self.broke_off(CLIENT_DISCONNECT, outcome=CLIENT_DISCONNECT)
             raise
         except Exception as exc:
             self.relay.cancel()
-            self.telemetry.finish("internal_error")
+            self.tally.finish("internal_error")
             if database_unreachable(exc):  # storing the reply failed: say so, as a request would get a 503
                 log.error("a streamed reply could not be stored: database unavailable (%s)", type(exc).__name__)
                 failure = DatabaseUnavailable()
@@ -138,7 +138,7 @@ class RelayedEvents:
 
     def _take(self, token: Token) -> bytes:
         self.parts.append(token.text)
-        self.telemetry.token(token.at)
+        self.tally.token(token.at)
         return self.relayed(self.token(token.text))
 
     def _shut_down(self, pending: Token | None) -> bytes:

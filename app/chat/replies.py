@@ -12,11 +12,11 @@ _usage_schema = UsageSchema()
 
 
 def ask_whole(*, providers: ProviderPool, model: ModelSpec, messages: list[dict[str, str]],
-              options: GenerationOptions, telemetry) -> tuple[Completion, Usage]:
-    """The provider's whole reply and its usage; the telemetry's clock stops counting our time meanwhile."""
+              options: GenerationOptions, tally) -> tuple[Completion, Usage]:
+    """The provider's whole reply and its usage; the tally's clock stops counting our time meanwhile."""
     completion = providers.client_for(model).complete(model=model.upstream_model, messages=messages,
                                                       options=options, timeouts=model.timeouts)
-    telemetry.clock.upstream_done()
+    tally.clock.upstream_done()
     return completion, reply_usage(messages, completion.content, completion.usage)
 
 

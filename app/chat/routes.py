@@ -1,12 +1,13 @@
 from flask import current_app
 
-from .. import limits
+from ..admission import rate_limits
+from ..admission.chat_cap import limit_concurrent_chats
+from ..admission.stream_cap import limit_user_streams
 from ..auth.identity import current_caller
-from ..chat_capacity import limit_concurrent_chats
+from ..auth.required import auth_required
 from ..db import get_session, session_factory
+from ..http.openapi import Blueprint, event_stream
 from ..llm import get_llm
-from ..rest import Blueprint, auth_required, event_stream
-from ..stream_limit import limit_user_streams
 from . import streaming, turns
 from .schemas import (ChatReplySchema, ChatRequestSchema, ModelListSchema, StreamEndSchema, StreamErrorSchema,
                       StreamTokenSchema)
@@ -32,7 +33,7 @@ def _start_turn(conversation_id: str, data: dict, *, store_now: bool) -> turns.T
 @bp.post("/conversations/<id>/messages")
 @limit_concurrent_chats
 @auth_required
-@limits.chat
+@rate_limits.chat
 @bp.arguments(ChatRequestSchema)
 @bp.response(200, ChatReplySchema)
 def send_message(data, id):
@@ -44,7 +45,7 @@ def send_message(data, id):
 @bp.post("/conversations/<id>/stream")
 @limit_concurrent_chats
 @auth_required
-@limits.chat
+@rate_limits.chat
 @bp.arguments(ChatRequestSchema)
 @bp.doc(responses={"200": SSE_DOC})
 @limit_user_streams()

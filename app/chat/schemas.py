@@ -1,7 +1,8 @@
 from marshmallow import ValidationError, fields, validate
 
 from ..conversations.schemas import TEMPERATURE, TOP_P, MessageSchema
-from ..rest import CamelSchema, ErrorDetailSchema, ModelName
+from ..http.openapi import ModelName
+from ..http.schemas import CamelSchema, ErrorDetailSchema
 
 # About 25k tokens: more than a person types, less than would crowd out the context budget's history.
 MAX_CONTENT_CHARS = 100_000

@@ -28,7 +28,7 @@ from .events import SSE_HEADERS, RelayedEvents, sse, start_relay
 from .relay import End, Token
 from .replies import reply_meta
 from .schemas import StreamEndSchema
-from .telemetry import CompletionTelemetry
+from .tally import CompletionTally
 from .turns import Turn, store_reply
 
 log = logging.getLogger(__name__)
@@ -38,10 +38,10 @@ _end_schema = StreamEndSchema()
 
 def start_stream(*, providers: ProviderPool, db_sessions: sessionmaker[Session], turn: Turn,
                  heartbeat_seconds: float) -> Response:
-    telemetry = CompletionTelemetry(turn.model.name, streaming=True, ledger=turn.ledger)
+    tally = CompletionTally(turn.model.name, streaming=True, ledger=turn.ledger)
     relay, first = start_relay(providers=providers, model=turn.model, messages=turn.prompt, options=turn.options,
-                               telemetry=telemetry, heartbeat_seconds=heartbeat_seconds)
-    events = ReplyEvents(relay=relay, first=first, turn=turn, telemetry=telemetry,
+                               tally=tally, heartbeat_seconds=heartbeat_seconds)
+    events = ReplyEvents(relay=relay, first=first, turn=turn, tally=tally,
                          db_sessions=db_sessions, heartbeat_seconds=heartbeat_seconds)
     return Response(events, mimetype="text/event-stream", headers=SSE_HEADERS)
 
@@ -49,9 +49,9 @@ def start_stream(*, providers: ProviderPool, db_sessions: sessionmaker[Session],
 class ReplyEvents(RelayedEvents):
     """Our own SSE events; the assistant's message is stored however the stream ends."""
 
-    def __init__(self, *, relay, first: Token | End | None, turn: Turn, telemetry: CompletionTelemetry,
+    def __init__(self, *, relay, first: Token | End | None, turn: Turn, tally: CompletionTally,
                  db_sessions: sessionmaker[Session], heartbeat_seconds: float):
-        super().__init__(relay=relay, first=first, telemetry=telemetry, heartbeat_seconds=heartbeat_seconds,
+        super().__init__(relay=relay, first=first, tally=tally, heartbeat_seconds=heartbeat_seconds,
                          prompt=turn.prompt)
         self.turn, self.db_sessions = turn, db_sessions
 
@@ -61,11 +61,11 @@ class ReplyEvents(RelayedEvents):
     def finish(self, end: End) -> Iterator[bytes]:
         content = "".join(self.parts)
         usage = self.usage(end.usage)
-        meta = reply_meta(self.turn.model, usage, end.finish_reason, self.telemetry.timings())
+        meta = reply_meta(self.turn.model, usage, end.finish_reason, self.tally.timings())
         # A conversation deleted meanwhile stores nothing; the client still gets the reply, without an id.
         message = self._store(content, meta, "success", usage) or Message(role=MessageRole.ASSISTANT, content=content, meta=meta)
         data = self.relayed(sse(_end_schema.dump({"type": "end", "message": message, "usage": usage})))
-        self.telemetry.finish("success", usage=usage)
+        self.tally.finish("success", usage=usage)
         yield data
 
     def error(self, status: int, code: str, message: str, details: dict) -> bytes:
@@ -75,17 +75,17 @@ class ReplyEvents(RelayedEvents):
         """What was generated before the stream broke off is stored, marked partial; nothing if nothing was."""
         content = "".join(self.parts)
         if not content:
-            self.telemetry.finish(outcome)
+            self.tally.finish(outcome)
             return
         usage = self.usage(None)
-        meta = reply_meta(self.turn.model, usage, None, self.telemetry.timings(), partial_reason=reason)
+        meta = reply_meta(self.turn.model, usage, None, self.tally.timings(), partial_reason=reason)
         try:
             self._store(content, meta, outcome, usage)
         except Exception:
             log.exception("could not store the partial reply of conversation %s", self.turn.conversation_id)
-            self.telemetry.finish("internal_error")
+            self.tally.finish("internal_error")
             return
-        self.telemetry.finish(outcome, usage=usage)
+        self.tally.finish(outcome, usage=usage)
 
     def _store(self, content: str, meta: dict[str, Any], outcome: str, usage: Usage) -> Message | None:
         with self.db_sessions() as session:

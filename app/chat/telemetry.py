@@ -1,18 +1,18 @@
-"""Chat metrics for one completion, recorded in one place so the chat code reads as logic."""
+"""Chat metrics and the log line of one completion, recorded in one place so the chat code reads as logic."""
 from __future__ import annotations
 
 import logging
 import time
+from decimal import Decimal
 
 from flask import current_app, has_app_context
 
-from .. import request_id
+from ..http import request_id
 from ..llm import Usage
 from ..metrics.definitions import (CHAT_COMPLETIONS, CHAT_COST, CHAT_DURATION, CHAT_IN_FLIGHT, CHAT_OUTCOMES,
                                    CHAT_TIME_PER_OUTPUT_TOKEN, CHAT_TIME_TO_FIRST_TOKEN, CHAT_TOKENS,
                                    CHAT_USAGE_SOURCE)
-from ..metrics.overhead import ChatClock
-from ..usage.recording import UsageLedger
+from .overhead import ChatClock
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +20,8 @@ log = logging.getLogger(__name__)
 class CompletionTelemetry:
     """Started just before the upstream call (in the request), finished once when the reply (or stream) ends."""
 
-    def __init__(self, model: str, *, streaming: bool, ledger: UsageLedger | None = None):
+    def __init__(self, model: str, *, streaming: bool):
         self.model = model  # a catalogue name: unknown models never get this far
-        self.ledger = ledger  # the completion's usage row, written here unless it was stored with a message
         self.streaming = "true" if streaming else "false"
         self.record = current_app.config["METRICS_ENABLED"]
         self.clock = ChatClock(model, streaming=streaming, record=self.record)
@@ -31,7 +30,7 @@ class CompletionTelemetry:
         self.last_token_at: float | None = None
         self._finished = False
         # Read now, in the request: a stream finishes after the request context is gone.
-        self.request_id = request_id.get()
+        self.request_id = request_id.current.get()
         self.provider = _provider_of(model)
         if self.record:
             CHAT_IN_FLIGHT.labels(self.streaming).inc()
@@ -45,8 +44,8 @@ class CompletionTelemetry:
             self.first_token_at = at
         self.last_token_at = at
 
-    def finish(self, outcome: str, *, usage: Usage | None = None) -> None:
-        """`usage` is what was stored with the assistant message; None when nothing was stored."""
+    def finish(self, outcome: str, *, usage: Usage | None = None, cost: Decimal | None = None) -> None:
+        """`usage` is what was counted (None: nothing), `cost` what it cost (None: no price)."""
         if outcome not in CHAT_OUTCOMES:
             raise ValueError(f"unknown chat outcome {outcome!r}")
         if self._finished:
@@ -55,12 +54,10 @@ class CompletionTelemetry:
         if self.streaming == "true":
             self.clock.observe()  # a whole reply's is observed as its headers leave, serialisation included
         if self.record:
-            self._record(outcome, usage)
-        if self.ledger is not None:
-            self.ledger.write_alone(outcome=outcome, usage=usage, timings=self.timings())
+            self._record(outcome, usage, cost)
         self._log(outcome, usage)
 
-    def _record(self, outcome: str, usage: Usage | None) -> None:
+    def _record(self, outcome: str, usage: Usage | None, cost: Decimal | None) -> None:
         CHAT_IN_FLIGHT.labels(self.streaming).dec()
         CHAT_DURATION.labels(self.model, self.streaming).observe(time.monotonic() - self.started_at)
         CHAT_COMPLETIONS.labels(self.model, self.streaming, outcome).inc()
@@ -70,7 +67,6 @@ class CompletionTelemetry:
             CHAT_TOKENS.labels(self.model, "prompt").inc(usage.prompt_tokens)
             CHAT_TOKENS.labels(self.model, "completion").inc(completion_tokens)
             CHAT_USAGE_SOURCE.labels(self.model, usage.method).inc()
-            cost = self.ledger.cost(usage) if self.ledger is not None else None
             if cost is not None:
                 CHAT_COST.labels(self.model).inc(float(cost))  # the row keeps the exact Decimal
         if self.first_token_at is not None:

@@ -9,16 +9,16 @@ from typing import Any
 from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..caller import Caller
 from ..conversations.service import get_visible
 from ..errors import NotFound, database_unreachable
+from ..http.caller import Caller
 from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, ProviderPool, Usage
 from ..models import Conversation, Message, MessageRole, new_id, utcnow
 from ..usage.budgets import enforce_budget
 from ..usage.recording import UsageLedger
 from .context import PastMessage, build_prompt, history_limit
 from .replies import ask_whole, reply_meta
-from .telemetry import CompletionTelemetry
+from .tally import CompletionTally
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,11 @@ def start_turn(*, session: Session, db_sessions: sessionmaker[Session], catalogu
 
 def complete_turn(*, session: Session, providers: ProviderPool, turn: Turn) -> dict[str, Any]:
     """Ask for the whole reply at once, then store both messages; a provider failure stores the user's alone."""
-    telemetry = CompletionTelemetry(turn.model.name, streaming=False, ledger=turn.ledger)
+    tally = CompletionTally(turn.model.name, streaming=False, ledger=turn.ledger)
     try:
         completion, usage = ask_whole(providers=providers, model=turn.model, messages=turn.prompt,
-                                      options=turn.options, telemetry=telemetry)
-        timings = telemetry.timings()
+                                      options=turn.options, tally=tally)
+        timings = tally.timings()
         meta = reply_meta(turn.model, usage, completion.finish_reason, timings)
         assistant = _message(turn.conversation_id, MessageRole.ASSISTANT, completion.content, meta)
         stored = _store(session, turn.conversation_id, [turn.user_message, assistant])
@@ -86,10 +86,10 @@ def complete_turn(*, session: Session, providers: ProviderPool, turn: Turn) -> d
         turn.ledger.settled()
     except BaseException as exc:
         outcome = exc.outcome if isinstance(exc, ProviderError) else "internal_error"
-        _store_question_alone(session, turn, outcome, telemetry.timings())
-        telemetry.finish(outcome)
+        _store_question_alone(session, turn, outcome, tally.timings())
+        tally.finish(outcome)
         raise
-    telemetry.finish("success", usage=usage)
+    tally.finish("success", usage=usage)
     if not stored:
         log.info("conversation %s was deleted before its reply was stored", turn.conversation_id)
     return {"conversation_id": turn.conversation_id, "user_message": turn.user_message,

@@ -1,7 +1,8 @@
 from ..auth.identity import current_caller
+from ..auth.required import auth_required
 from ..db import get_session
+from ..http.openapi import Blueprint, may_fail
 from ..llm import get_llm
-from ..rest import Blueprint, auth_required, may_fail
 from . import service
 from .schemas import (
     ConversationCreateSchema,

@@ -1,7 +1,8 @@
 from marshmallow import fields, validate, validates_schema, ValidationError
 
+from ..http.openapi import ModelName
+from ..http.schemas import CamelSchema
 from ..models import MessageRole
-from ..rest import CamelSchema, ModelName, UtcDateTime
 from ..usage.schemas import UsageTotalsSchema
 
 TEMPERATURE = validate.Range(min=0, max=2)
@@ -34,7 +35,7 @@ class MessageSchema(CamelSchema):
     role = fields.Enum(MessageRole)
     content = fields.String()
     meta = fields.Dict()
-    created_at = UtcDateTime()
+    created_at = fields.DateTime()
 
 
 class ConversationSchema(CamelSchema):
@@ -46,8 +47,8 @@ class ConversationSchema(CamelSchema):
     model = fields.String(allow_none=True)
     temperature = fields.Float(allow_none=True)
     top_p = fields.Float(allow_none=True)
-    created_at = UtcDateTime()
-    updated_at = UtcDateTime()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
 
 
 class ConversationDetailSchema(ConversationSchema):

@@ -119,8 +119,6 @@ def list_visible(*, session: Session, user_id: str, limit: int, cursor: str | No
 
 def encode_cursor(stamp: datetime, last_id: str) -> str:
     """Where a page ended: the last item's time and id, opaque to clients."""
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)
     raw = json.dumps([stamp.isoformat(), last_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

@@ -5,7 +5,7 @@ from alembic.runtime.migration import MigrationContext
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import draining
+from ..boot import draining
 from ..migrate import head_revision
 
 log = logging.getLogger(__name__)

@@ -4,8 +4,8 @@ from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..http.openapi import Blueprint
 from ..llm import get_llm
-from ..rest import Blueprint
 from ..version import __version__
 from .probe import probe_for
 from .readiness import unready_reason

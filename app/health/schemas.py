@@ -1,7 +1,7 @@
 """What /health answers, declared for the OpenAPI document."""
 from marshmallow import fields
 
-from ..rest import CamelSchema
+from ..http.schemas import CamelSchema
 from .readiness import REASONS
 
 

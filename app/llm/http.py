@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import requests
 
-from .. import request_id
+from ..http import request_id
 from .calls import CancellableAdapter, UpstreamCall
 from .errors import ProviderError, translate
 from .stream import ProviderStream
@@ -90,8 +90,8 @@ class ChatProvider:
     def _post(self, payload: dict[str, Any], *, timeouts: Timeouts, stream: bool,
               call: UpstreamCall) -> requests.Response:
         headers = {"Accept": "text/event-stream" if stream else "application/json"}
-        if request_id.get():
-            headers[request_id.HEADER] = request_id.get()
+        if request_id.current.get():
+            headers[request_id.HEADER] = request_id.current.get()
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         try:

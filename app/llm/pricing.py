@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from ..models import USD_QUANTUM
 from .types import ModelSpec, Usage
 
 PER_TOKENS = Decimal(1_000_000)  # prices are USD per million tokens
-# Stored and summed at this precision: a millionth of a cent, far below any real price's step.
-COST_QUANTUM = Decimal("0.0000000001")
 
 
 def cost_of(model: ModelSpec, usage: Usage | None) -> Decimal | None:
@@ -18,4 +17,4 @@ def cost_of(model: ModelSpec, usage: Usage | None) -> Decimal | None:
     if usage is None or (model.input_price is None and model.output_price is None):
         return None
     cost = (usage.prompt_tokens * (model.input_price or 0) + usage.completion_tokens * (model.output_price or 0))
-    return (cost / PER_TOKENS).quantize(COST_QUANTUM)
+    return (cost / PER_TOKENS).quantize(USD_QUANTUM)  # the precision the usage rows store and sum

@@ -1,6 +1,7 @@
 from ..auth.identity import current_caller
+from ..auth.required import auth_required
 from ..db import get_session
-from ..rest import Blueprint, auth_required, may_fail
+from ..http.openapi import Blueprint, may_fail
 from . import service
 from .schemas import MemberAddSchema, MemberSchema, OrgCreateSchema, OrgSchema
 

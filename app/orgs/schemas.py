@@ -1,7 +1,7 @@
 from marshmallow import fields, validate
 
+from ..http.schemas import CamelSchema
 from ..models import OrgRole
-from ..rest import CamelSchema, UtcDateTime
 
 
 class OrgCreateSchema(CamelSchema):
@@ -11,7 +11,7 @@ class OrgCreateSchema(CamelSchema):
 class OrgSchema(CamelSchema):
     id = fields.String()
     name = fields.String()
-    created_at = UtcDateTime()
+    created_at = fields.DateTime()
     role = fields.Enum(OrgRole, metadata={"description": "The caller's role in this organisation"})
 
 
@@ -25,4 +25,4 @@ class MemberSchema(CamelSchema):
     email = fields.String(attribute="user.email")
     name = fields.String(attribute="user.name", allow_none=True)
     role = fields.Enum(OrgRole)
-    created_at = UtcDateTime()
+    created_at = fields.DateTime()

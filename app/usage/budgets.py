@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
-from ..errors import ApiError
+from ..errors import ApiError, retry_after
 from ..models import OrgBudget, OrgUsageMonth, month_key, utcnow
 from .months import next_month_start
 from .schemas import BudgetSchema
@@ -37,9 +37,9 @@ _BUDGET_AND_MONTH = (
 class BudgetExceeded(ApiError):
     """429 budget_exceeded: the org has used its monthly budget; Retry-After runs to the next UTC month."""
 
-    def __init__(self, details: dict[str, Any], retry_after: int):
+    def __init__(self, details: dict[str, Any], seconds: int):
         super().__init__(429, "budget_exceeded", "This organisation has used its monthly budget", details,
-                         headers={"Retry-After": str(retry_after)})
+                         headers=retry_after(seconds))
 
 
 def enforce_budget(*, session: Session, org_id: str | None, now: datetime | None = None) -> None:
@@ -53,7 +53,7 @@ def enforce_budget(*, session: Session, org_id: str | None, now: datetime | None
     if _exceeded(row):
         resets_at = next_month_start(now)
         raise BudgetExceeded(_budget_schema.dump(_status(row, now)),
-                             retry_after=max(1, math.ceil((resets_at - now).total_seconds())))
+                             seconds=max(1, math.ceil((resets_at - now).total_seconds())))
 
 
 def get_budget(*, session: Session, org_id: str, now: datetime | None = None) -> dict[str, Any]:

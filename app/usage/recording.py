@@ -3,7 +3,7 @@
 Where an assistant message is stored, the chat code writes the row in that
 message's transaction (`UsageLedger.write`, then `settled()` after its
 commit). Every other ending (a failure, /v1, which stores no message) is
-written by the completion's telemetry when it finishes (`write_alone`), so
+written by the completion's tally (app/chat/tally.py) when it ends (`write_alone`), so
 each completion has exactly one row, with the tokens its metrics counted.
 """
 from __future__ import annotations

@@ -3,8 +3,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from marshmallow import ValidationError, fields, post_load, validate
 
+from ..http.schemas import CamelSchema
 from ..models import USD_PLACES
-from ..rest import CamelSchema, UtcDateTime
 
 GROUP_BY = ("model", "user", "day")
 # SQLite keeps USD as a signed 64-bit count of 1e-10 USD (models.Usd): at most about 9.2e8 USD. A round
@@ -43,13 +43,13 @@ class BudgetPutSchema(CamelSchema):
 class BudgetSchema(CamelSchema):
     monthly_tokens = fields.Integer(allow_none=True)
     monthly_cost_usd = UsdString(allow_none=True)
-    updated_at = UtcDateTime(allow_none=True)
+    updated_at = fields.DateTime(allow_none=True)
     month = fields.String(metadata={"description": "The current UTC month, YYYY-MM"})
     tokens_used = fields.Integer()
     cost_used_usd = UsdString()
     token_utilisation = fields.Float(allow_none=True, metadata={"description": "tokensUsed / monthlyTokens"})
     cost_utilisation = fields.Float(allow_none=True, metadata={"description": "costUsedUsd / monthlyCostUsd"})
-    resets_at = UtcDateTime(metadata={"description": "The first instant of the next UTC month"})
+    resets_at = fields.DateTime(metadata={"description": "The first instant of the next UTC month"})
 
 
 class UsageArgsSchema(CamelSchema):
@@ -82,7 +82,7 @@ class UsageGroupSchema(UsageTotalsSchema):
 
 
 class UsageReportSchema(CamelSchema):
-    start = UtcDateTime(data_key="from")
-    end = UtcDateTime(data_key="to")
+    start = fields.DateTime(data_key="from")
+    end = fields.DateTime(data_key="to")
     totals = fields.Nested(UsageTotalsSchema)
     groups = fields.List(fields.Nested(UsageGroupSchema), metadata={"description": "Only with groupBy"})

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..caller import Caller
 from ..chat.replies import ask_whole
-from ..chat.telemetry import CompletionTelemetry
+from ..chat.tally import CompletionTally
+from ..http.caller import Caller
 from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, ProviderPool, UnknownModel, Usage
 from ..usage.budgets import enforce_budget
 from ..usage.recording import UsageLedger
@@ -62,17 +62,17 @@ def prepare(*, session: Session, db_sessions: sessionmaker[Session], catalogue: 
 
 def complete(*, providers: ProviderPool, call: Call) -> dict[str, Any]:
     """The whole reply as a `chat.completion`; provider failures become 502/504 as on our own chat routes."""
-    telemetry = CompletionTelemetry(call.model.name, streaming=False, ledger=call.ledger)
+    tally = CompletionTally(call.model.name, streaming=False, ledger=call.ledger)
     try:
         completion, usage = ask_whole(providers=providers, model=call.model, messages=call.messages,
-                                      options=call.options, telemetry=telemetry)
+                                      options=call.options, tally=tally)
     except ProviderError as exc:
-        telemetry.finish(exc.outcome)
+        tally.finish(exc.outcome)
         raise
     except BaseException:
-        telemetry.finish("internal_error")
+        tally.finish("internal_error")
         raise
-    telemetry.finish("success", usage=usage)
+    tally.finish("success", usage=usage)
     return {
         "id": call.id, "object": "chat.completion", "created": call.created, "model": call.model.name,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": completion.content},

@@ -1,7 +1,7 @@
 """OpenAI's response shapes, for the OpenAPI document only: completions.py and streaming.py build the bodies."""
 from marshmallow import Schema, fields
 
-from ..rest import event_stream
+from ..http.openapi import event_stream
 
 
 class OpenAIErrorDetailSchema(Schema):

@@ -1,12 +1,13 @@
 from flask import current_app
 
-from .. import limits
+from ..admission import rate_limits
+from ..admission.chat_cap import limit_concurrent_chats
+from ..admission.stream_cap import limit_user_streams
 from ..auth.identity import current_caller
+from ..auth.required import auth_required
 from ..db import get_session, session_factory
-from ..chat_capacity import limit_concurrent_chats
+from ..http.openapi import Blueprint, may_fail
 from ..llm import get_llm
-from ..rest import Blueprint, auth_required, may_fail
-from ..stream_limit import limit_user_streams
 from . import completions, streaming
 from .errors import in_openai_shape
 from .responses import COMPLETION_DOC, OpenAIErrorSchema, OpenAIModelListSchema
@@ -28,7 +29,7 @@ def list_models():
 @bp.post("/chat/completions")
 @limit_concurrent_chats  # the same per-worker cap as the chat routes: /v1 holds provider calls just as long
 @auth_required
-@limits.chat
+@rate_limits.chat
 @may_fail(404)  # model_not_found, as OpenAI answers
 @bp.arguments(ChatCompletionRequestSchema)
 @bp.doc(responses={"200": COMPLETION_DOC})

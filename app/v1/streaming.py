@@ -4,7 +4,7 @@ As on our own stream route, the first provider event is awaited before the
 response starts (a provider failing at once is an ordinary JSON error), a
 silent provider gets SSE comments as heartbeats, and a client that leaves
 cancels the relay, which closes the upstream request. No message is stored;
-the completion's usage row is written by its telemetry when it ends, and the
+the completion's usage row is written by its tally when it ends, and the
 chat metrics count it exactly as the conversation routes do.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from flask import Response
 
 from ..chat.events import SSE_HEADERS, RelayedEvents, sse, start_relay
 from ..chat.relay import End, Relay, Token
-from ..chat.telemetry import CompletionTelemetry
+from ..chat.tally import CompletionTally
 from ..llm import ProviderPool
 from .completions import Call, usage_body
 from .errors import openai_error
@@ -25,10 +25,10 @@ DONE = b"data: [DONE]\n\n"
 
 
 def start_stream(*, providers: ProviderPool, call: Call, heartbeat_seconds: float) -> Response:
-    telemetry = CompletionTelemetry(call.model.name, streaming=True, ledger=call.ledger)
+    tally = CompletionTally(call.model.name, streaming=True, ledger=call.ledger)
     relay, first = start_relay(providers=providers, model=call.model, messages=call.messages, options=call.options,
-                               telemetry=telemetry, heartbeat_seconds=heartbeat_seconds)
-    chunks = CompletionChunks(relay=relay, first=first, call=call, telemetry=telemetry,
+                               tally=tally, heartbeat_seconds=heartbeat_seconds)
+    chunks = CompletionChunks(relay=relay, first=first, call=call, tally=tally,
                               heartbeat_seconds=heartbeat_seconds)
     return Response(chunks, mimetype="text/event-stream", headers=SSE_HEADERS)
 
@@ -37,8 +37,8 @@ class CompletionChunks(RelayedEvents):
     """OpenAI's `chat.completion.chunk` events, then `[DONE]`; only the usage row is stored."""
 
     def __init__(self, *, relay: Relay, first: Token | End | None, call: Call,
-                 telemetry: CompletionTelemetry, heartbeat_seconds: float):
-        super().__init__(relay=relay, first=first, telemetry=telemetry, heartbeat_seconds=heartbeat_seconds,
+                 tally: CompletionTally, heartbeat_seconds: float):
+        super().__init__(relay=relay, first=first, tally=tally, heartbeat_seconds=heartbeat_seconds,
                          prompt=call.messages)
         self.call = call
 
@@ -51,7 +51,7 @@ class CompletionChunks(RelayedEvents):
     def finish(self, end: End) -> Iterator[bytes]:
         usage = self.usage(end.usage)
         self.relayed()
-        self.telemetry.finish("success", usage=usage)
+        self.tally.finish("success", usage=usage)
         yield sse(self._chunk({}, finish_reason=end.finish_reason or "stop"))
         if self.call.include_usage:
             yield sse({**self._chunk(None), "choices": [], "usage": usage_body(usage)})
@@ -62,7 +62,7 @@ class CompletionChunks(RelayedEvents):
 
     def broke_off(self, reason: str, *, outcome: str) -> None:
         """Its tokens so far are counted, as the chat route counts a partial reply."""
-        self.telemetry.finish(outcome, usage=self.usage(None) if self.parts else None)
+        self.tally.finish(outcome, usage=self.usage(None) if self.parts else None)
 
     def _chunk(self, delta: dict[str, Any] | None, finish_reason: str | None = None) -> dict[str, Any]:
         chunk: dict[str, Any] = {

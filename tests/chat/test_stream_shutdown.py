@@ -5,7 +5,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from app import draining
+from app.boot import draining
 from app.models import Message, MessageRole
 from tests.fakes.llm_provider import Script
 from tests.support.sse import parse_sse

@@ -136,7 +136,7 @@ def test_the_pod_runs_non_root_read_only_with_an_empty_dir_for_metrics(manifests
 
 def test_settings_and_secret_references_are_ones_the_gateway_reads(manifests):
     known = {spec.metadata["env"] for spec in Settings.__dataclass_fields__.values()}
-    known |= {"WEB_CONCURRENCY", "GUNICORN_GRACEFUL_TIMEOUT", "PROMETHEUS_MULTIPROC_DIR"}  # read by gunicorn.conf.py
+    known.add("PROMETHEUS_MULTIPROC_DIR")  # read by gunicorn.conf.py and prometheus_client
     assert set(manifests["ConfigMap"]["data"]) <= known
     gateway = container(manifests)
     secrets = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in gateway["env"] if "valueFrom" in e}

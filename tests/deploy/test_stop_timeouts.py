@@ -10,8 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def default_stop_seconds() -> float:
     conf = (ROOT / "gunicorn.conf.py").read_text()
     margin = int(re.search(r"^STOP_MARGIN_SECONDS = (\d+)$", conf, re.M)[1])
-    graceful = int(re.search(r'"GUNICORN_GRACEFUL_TIMEOUT", "(\d+)"', conf)[1])
-    return Settings.from_env({}).drain_delay_seconds + graceful + margin
+    defaults = Settings.from_env({})
+    return defaults.drain_delay_seconds + defaults.gunicorn_graceful_timeout + margin
 
 
 def test_systemd_and_pm2_wait_for_the_stop_sequence():

@@ -2,7 +2,7 @@
 import pytest
 from sqlalchemy import create_engine, text
 
-from app import draining
+from app.boot import draining
 from app.migrate import head_revision
 from tests.fakes.llm_provider import closed_port_url
 

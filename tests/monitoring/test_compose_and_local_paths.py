@@ -78,24 +78,41 @@ def test_compose_grafana_admin_password_comes_from_the_environment_without_defau
 
 def test_ecosystem_runs_gateway_and_prometheus_with_the_callers_environment(node_bin, tmp_path):
     script = "console.log(JSON.stringify(require(process.argv[1])))"
-    env = {**os.environ, "METRICS_PORT": "5101", "METRICS_TOKEN": "t0ken", "PM2_APP_PREFIX": "test-"}
+    secrets = str(tmp_path / "gateway.env")
+    env = {**{k: v for k, v in os.environ.items() if k not in ("JWT_SECRET_KEY", "METRICS_TOKEN", "DATABASE_URL")},
+           "METRICS_PORT": "5101", "GATEWAY_ENV_FILE": secrets, "PM2_APP_PREFIX": "test-"}
     result = subprocess.run([node_bin, "-e", script, str(MONITORING / "ecosystem.config.js")],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     gateway, prometheus = json.loads(result.stdout)["apps"]
     assert gateway["name"] == "test-gateway" and prometheus["name"] == "test-prometheus"
     assert Path(gateway["cwd"]) == ROOT
-    assert Path(gateway["script"]).name == "gunicorn"
-    assert gateway["args"] == ["-c", "gunicorn.conf.py", "wsgi:app"]
-    assert Path(prometheus["script"]) == MONITORING / "prometheus" / "start-prometheus.sh"
+    # Both start through the script that reads the secrets file, so PM2 never holds the secrets.
+    assert Path(gateway["script"]) == Path(prometheus["script"]) == MONITORING / "with-env-file.sh"
+    assert Path(gateway["args"][0]).name == "gunicorn"
+    assert gateway["args"][1:] == ["-c", "gunicorn.conf.py", "wsgi:app"]
+    assert [Path(a) for a in prometheus["args"]] == [MONITORING / "prometheus" / "start-prometheus.sh"]
     for app in (gateway, prometheus):
         assert app["interpreter"] == "none" or app["interpreter"] == "sh"
         assert app["kill_signal"] == "SIGTERM"
-        assert app["env"]["METRICS_PORT"] == "5101" and app["env"]["METRICS_TOKEN"] == "t0ken"
+        assert app["env"]["METRICS_PORT"] == "5101" and app["env"]["GATEWAY_ENV_FILE"] == secrets
+
+
+@pytest.mark.parametrize("secret", ["JWT_SECRET_KEY=jwt-secret-value", "METRICS_TOKEN=t0ken", "OPENAI_API_KEY=sk-x",
+                                    "DATABASE_URL=postgresql://gateway:pw@db/gateway"])
+def test_ecosystem_refuses_a_secret_in_the_start_environment(node_bin, tmp_path, secret):
+    name, value = secret.split("=", 1)
+    env = {**{k: v for k, v in os.environ.items() if k not in ("JWT_SECRET_KEY", "METRICS_TOKEN", "DATABASE_URL")},
+           name: value}
+    result = subprocess.run([node_bin, "-e", "require(process.argv[1])", str(MONITORING / "ecosystem.config.js")],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert f"{name} must not be in the environment of pm2 start" in result.stderr and value not in result.stderr
 
 
 @pytest.mark.parametrize("script, shell", [
     ("run-local.sh", "bash"),
+    ("with-env-file.sh", "bash"),
     ("prometheus/start-prometheus.sh", "sh"),
     ("prometheus/render-runtime.sh", "sh"),
 ])

@@ -11,9 +11,9 @@ from __future__ import annotations
 from flask import Flask, current_app, request
 from flask_limiter import Limiter, RequestLimit
 
-from .caller import current_caller
-from .metrics.definitions import RATE_LIMIT_HITS
-from .rest import may_fail
+from ..http.caller import current_caller
+from ..http.openapi import may_fail
+from ..metrics.definitions import RATE_LIMIT_HITS
 
 
 def client_address() -> str:
@@ -62,7 +62,7 @@ register = _limit("register_address", "RATE_LIMIT_REGISTER_ADDRESS", client_addr
 password = _limit("password_user", "RATE_LIMIT_LOGIN_ACCOUNT", caller_key)
 # Every chat route (whole, streamed, /v1) is counted here, and every one of them asks a model provider.
 chat = _both(may_fail(502, 504), _limit("chat_user", "RATE_LIMIT_CHAT_USER", caller_key))
-# chat_streams_user is the cap on open streams per user (app/stream_limit.py), not a rate.
+# chat_streams_user is the cap on open streams per user (stream_cap.py), not a rate.
 LIMIT_NAMES = ("login_address", "login_account", "register_address", "chat_user", "chat_streams_user",
                "password_user")
 

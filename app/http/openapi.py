@@ -1,25 +1,20 @@
-"""Shared building blocks for resource blueprints: camelCase schemas, 400 on bad fields, authentication.
+"""The OpenAPI machinery: the Blueprint every resource uses, its body parser, and the document's extras.
 
 The Blueprint also documents each operation's error responses, derived from
 what the route declares, so the OpenAPI document lists what a client can
 actually get back and a route added later gets its errors documented without
 writing them down.
 """
-import functools
-from datetime import timezone
-
 from apispec.ext.marshmallow import MarshmallowPlugin as BaseMarshmallowPlugin
-from flask import current_app
-
 from flask_smorest import Blueprint as SmorestBlueprint
-from flask_smorest.utils import deepupdate
-from flask_jwt_extended import jwt_required
 from marshmallow import Schema, fields
 from marshmallow.decorators import VALIDATES_SCHEMA
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from . import strict_json
+from .bodies import BODY_METHODS
+from .schemas import ErrorSchema
 
 
 class Parser(FlaskParser):
@@ -32,37 +27,38 @@ class Parser(FlaskParser):
         return strict_json.loads(req.get_data(cache=True))
 
 
-class ErrorDetailSchema(Schema):
-    code = fields.String(required=True, metadata={"description": "Stable and machine-readable, e.g. `not_found`"})
-    message = fields.String(required=True, metadata={"description": "For people; may change"})
-    details = fields.Dict(required=True, metadata={"description": "Per-field problems of a `validation_error` "
-                                                                  "(field name to messages); often empty"})
-
-
-class ErrorSchema(Schema):
-    """The one JSON error contract of every 4xx/5xx (app/errors.py)."""
-
-    error = fields.Nested(ErrorDetailSchema, required=True)
-
-
-# What each error status means on this gateway, and the `code`s that come with it.
-ERROR_STATUSES = {
-    400: "Invalid request: `validation_error` (per-field `details`) or `malformed_json`",
-    401: "Missing, invalid or expired credential: `unauthorized`, `invalid_token`, `token_expired`, "
-         "`invalid_api_key`, `api_key_not_accepted`",
-    403: "Authenticated, but not allowed: `forbidden` (the caller's role), `registration_closed`",
-    404: "`not_found`: no such resource, or not visible to the caller",
-    409: "`conflict`: the request conflicts with existing data",
-    413: "`request_entity_too_large`: the body is over MAX_CONTENT_LENGTH",
-    415: "`unsupported_media_type`: a body that is not `application/json`",
-    429: "`too_many_requests`: over a rate limit; `Retry-After` says when to come back",
-    502: "`provider_error`: the model provider is unreachable or failed",
-    503: "Out of capacity for now: `database_unavailable`, `database_busy` or `chat_capacity`; "
-         "the last two with `Retry-After`",
-    504: "`provider_timeout`: the model provider passed one of its deadlines",
+# What each error status means on this gateway, and every `code` that comes with it (with a note where the
+# code alone does not say). tests/http/test_error_statuses.py reads the codes the app raises and fails when
+# this table and they differ.
+ERROR_STATUSES: dict[int, tuple[str, dict[str, str]]] = {
+    400: ("Invalid request", {"validation_error": "per-field `details`", "malformed_json": "",
+                              "invalid_json": "duplicate keys, NUL, lone surrogates, too deep",
+                              "unknown_model": ""}),
+    401: ("Missing, invalid or expired credential", {
+        "missing_token": "", "invalid_token": "", "token_expired": "", "token_revoked": "",
+        "invalid_credentials": "login", "invalid_api_key": "", "api_key_not_accepted": ""}),
+    403: ("Authenticated, but not allowed", {"forbidden": "the caller's role", "registration_closed": "",
+                                             "account_disabled": "", "wrong_password": ""}),
+    404: ("No such resource, or not visible to the caller", {"not_found": "", "model_not_found": "/v1"}),
+    409: ("The request conflicts with existing data", {"conflict": ""}),
+    413: ("The body is over MAX_CONTENT_LENGTH", {"request_entity_too_large": ""}),
+    415: ("A body that is not `application/json`", {"unsupported_media_type": ""}),
+    429: ("Over a limit; `Retry-After` says when to come back", {
+        "too_many_requests": "a rate limit", "too_many_streams": "open streams per user",
+        "budget_exceeded": "the organisation's monthly budget"}),
+    502: ("The model provider is unreachable or failed", {"provider_error": ""}),
+    503: ("Out of capacity for now; `Retry-After` says when to try again", {
+        "database_unavailable": "", "database_busy": "", "chat_capacity": ""}),
+    504: ("The model provider passed one of its deadlines", {"provider_timeout": ""}),
 }
+RETRY_AFTER_STATUSES = (429, 503)
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}}
-BODY_METHODS = {"post", "put", "patch"}
+
+
+def describe_status(status: int) -> str:
+    """"Invalid request: `validation_error` (per-field `details`), `malformed_json`, ..." for the document."""
+    meaning, codes = ERROR_STATUSES[status]
+    return f"{meaning}: " + ", ".join(f"`{code}` ({note})" if note else f"`{code}`" for code, note in codes.items())
 
 
 def may_fail(*statuses: int):
@@ -115,9 +111,9 @@ class Blueprint(SmorestBlueprint):
         return doc
 
     def _error_response(self, status: int) -> dict:
-        response = {"description": ERROR_STATUSES[status],
+        response = {"description": describe_status(status),
                     "content": {"application/json": {"schema": self.error_schema}}}
-        if status in (429, 503):
+        if status in RETRY_AFTER_STATUSES:
             response["headers"] = RETRY_AFTER
         return response
 
@@ -155,11 +151,11 @@ def error_statuses(doc: dict, doc_info: dict, method: str) -> set[int]:
         statuses.add(400)  # invalid fields; a NUL in a path parameter too
     if doc_info.get("path_parameters"):
         statuses.add(404)
-    if method in BODY_METHODS:
-        statuses |= {413, 415}  # checked for every body before routing (app/errors.py)
+    if method.upper() in BODY_METHODS:
+        statuses |= {413, 415}  # checked for every body before routing (app/http/bodies.py)
     if authenticated:
         statuses.add(401)
-    if authenticated or method in BODY_METHODS | {"delete"}:
+    if authenticated or method.upper() in BODY_METHODS | {"DELETE"}:
         statuses.add(503)  # credentials and writes need the database
     return statuses
 
@@ -195,65 +191,3 @@ class MarshmallowPlugin(BaseMarshmallowPlugin):
         json_schema = super().schema_helper(name, _, schema=schema, **kwargs)
         extra = getattr(schema if isinstance(schema, type) else type(schema), "OPENAPI", None)
         return {**json_schema, **extra} if extra and json_schema is not None else json_schema
-
-
-def camelcase(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-class CamelSchema(Schema):
-    """Python names inside, camelCase on the wire."""
-
-    def on_bind_field(self, field_name, field_obj):
-        field_obj.data_key = camelcase(field_obj.data_key or field_name)
-
-
-class UtcDateTime(fields.DateTime):
-    """SQLite hands datetimes back without a zone; they are all UTC."""
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return super()._serialize(value, attr, obj, **kwargs)
-
-
-def auth_required(fn=None, *, refresh: bool = False, api_keys: bool = True):
-    """A JWT, or another bearer credential (API keys, from auth); plus the security requirement in the OpenAPI document.
-
-    `app.extensions["bearer_credentials"]` (set by auth) answers True for a
-    valid credential of its own, False for none, and raises for a bad one;
-    everything else goes to flask-jwt-extended. `api_keys=False` keeps a route
-    for people logged in with a password; refresh tokens are JWTs only.
-    """
-
-    def decorate(view):
-        with_jwt = jwt_required(refresh=refresh)(view)
-
-        @functools.wraps(view)
-        def wrapped(*args, **kwargs):
-            other = None if refresh else current_app.extensions.get("bearer_credentials")
-            if other is not None and other(accepted=api_keys):
-                return current_app.ensure_sync(view)(*args, **kwargs)
-            return with_jwt(*args, **kwargs)
-
-        doc = wrapped.__dict__.setdefault("_apidoc", {})
-        deepupdate(doc.setdefault("manual_doc", {}), {"security": [{"bearerAuth": []}]})
-        return wrapped
-
-    return decorate(fn) if fn else decorate
-
-
-def held_until_closed(release, view, *args, **kwargs):
-    """The view's response, with `release` called when the WSGI server closes it (sent, or the client gone).
-
-    For slots held by a whole response: a streamed reply goes on long after
-    the view returns. If the view fails, `release` is called at once.
-    """
-    try:
-        response = current_app.make_response(view(*args, **kwargs))
-    except BaseException:
-        release()
-        raise
-    response.call_on_close(release)
-    return response

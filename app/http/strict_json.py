@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from .errors import ApiError
+from ..errors import ApiError
 
 MAX_DEPTH = 32
 

@@ -21,6 +21,3 @@ def accept(sent: str | None) -> str:
         return sent
     return uuid.uuid4().hex
 
-
-def get() -> str | None:
-    return current.get()

@@ -11,18 +11,19 @@ time from taking it off the relay's queue to its SSE bytes being ready, plus
 storing the reply at the end. Time an event waits in the queue or on the
 client's socket is backpressure, not gateway work, and is not counted.
 
-The figure goes to `chat_gateway_overhead_seconds`, to the
-`X-Gateway-Overhead-Ms` header and to the stored message's
-`meta.timings.gatewayOverheadMs` (for a stored message: up to the moment it
-is written, as nothing later can be stored in it).
+The figure goes to the `X-Gateway-Overhead-Ms` header and to the stored
+message's `meta.timings.gatewayOverheadMs` (for a stored message: up to the
+moment it is written, as nothing later can be stored in it), which are part of
+the chat API whether metrics are on or not; and, when they are, to the
+`chat_gateway_overhead_seconds` metric.
 """
 from __future__ import annotations
 
 import time
 
-from flask import request
+from flask import Flask, request
 
-from .definitions import CHAT_GATEWAY_OVERHEAD
+from ..metrics.definitions import CHAT_GATEWAY_OVERHEAD
 
 ARRIVED = "gateway.arrived"
 CHAT_CLOCK = "gateway.chat_clock"
@@ -71,6 +72,11 @@ class ChatClock:
             self._observed = True
             CHAT_GATEWAY_OVERHEAD.labels(self.model, self.streaming).observe(seconds)
         return seconds
+
+
+def init_app(app: Flask) -> None:
+    # The outermost WSGI layer: installed after every other one, so arrival is stamped before any of them runs.
+    app.wsgi_app = OverheadMiddleware(app.wsgi_app)
 
 
 class OverheadMiddleware:

@@ -12,8 +12,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from .config import ConfigError, Settings
-from .llm import Catalogue
+from ..config import ConfigError, Settings
+from ..llm import Catalogue
 
 DATABASE_CONNECT_TIMEOUT = 5
 

@@ -1,15 +1,14 @@
-"""Operator commands: `flask --app wsgi create-user EMAIL` (for gateways whose sign-up is closed),
-`disable-user EMAIL` and `enable-user EMAIL`."""
+"""Accounts from the command line: `flask --app wsgi create-user EMAIL` (for gateways whose sign-up is
+closed), `disable-user EMAIL` and `enable-user EMAIL`."""
 import sys
 
 import click
-from flask import Flask
 from flask.cli import with_appcontext
 
-from .auth import service as accounts
-from .db import session_factory
-from .errors import ApiError
-from .models import Org, OrgMember, OrgRole
+from ..auth import service as accounts
+from ..db import session_factory
+from ..errors import ApiError
+from ..models import Org, OrgMember, OrgRole
 
 
 @click.command("create-user")
@@ -63,7 +62,3 @@ def enable_user(email: str) -> None:
     """Enable a disabled account again; it logs in afresh (its earlier tokens stay revoked)."""
     _set_disabled(email, False)
 
-
-def init_app(app: Flask) -> None:
-    for command in (create_user, disable_user, enable_user):
-        app.cli.add_command(command)

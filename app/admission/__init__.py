@@ -1,0 +1,1 @@
+"""Admission control: whether a request may start now (rate limits, the stream and chat caps)."""
