@@ -4,7 +4,7 @@ import os
 import pytest
 
 from app import create_app
-from tests.fakes.llm_provider import FakeLLM
+from bench.fake_model import FakeModelServer
 from tests.support.auth import AuthActions
 from tests.support.databases import PrivatePostgres, postgres_available, sqlite_copy, sqlite_template
 
@@ -81,7 +81,7 @@ def app_config(database_url, app_overrides):
     """Environment-style settings for the app under test; override in a module to change them."""
     return {"DATABASE_URL": database_url, "APP_ENV": "test", "JWT_SECRET_KEY": TEST_SECRET, "LOG_LEVEL": "WARNING",
             "PASSWORD_HASH_COST": TEST_HASH_COST,
-            # Every test user registers from 127.0.0.1; tests/test_rate_limits.py turns the limits on.
+            # Every test user registers from 127.0.0.1; tests/admission/test_rate_limits.py turns the limits on.
             "RATE_LIMITS_ENABLED": "false", **app_overrides}
 
 
@@ -125,7 +125,7 @@ def db_session(app):
 
 @pytest.fixture(scope="session")
 def _fake_llm_server():
-    with FakeLLM() as fake:
+    with FakeModelServer() as fake:
         yield fake
 
 

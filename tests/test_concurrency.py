@@ -2,14 +2,15 @@
 import asyncio
 import json
 import time
+from collections import Counter
 
 import pytest
 import requests
 
-from bench import client
-from bench.client import percentile
-from bench.servers import FakeUpstream
-from tests.fakes.llm_provider import Script
+from bench.common import client
+from bench.common.client import percentile
+from bench.common.servers import FakeModel
+from bench.fake_model import Script
 from tests.support.gateway import gateway, logged_in
 from tests.support.servers import wait_until
 from tests.support.metrics import parse
@@ -43,32 +44,37 @@ async def _probing_livez(server, work, *, timeout: float = 2.0):
 
 
 def test_two_hundred_concurrent_streams_all_complete(tmp_path, database_url):
-    # The asyncio fake of bench/: the threaded test fake's listen backlog of 5 resets a burst of 200 connects.
-    with FakeUpstream(tmp_path, tokens=10, seconds=2) as upstream, \
-            gateway(tmp_path, upstream, database_url=database_url, workers=2,
-                    env={"LOG_LEVEL": "ERROR", "GUNICORN_ACCESS_LOG": ""}) as server:
+    # The fake in a process of its own, so its work never competes with this process's 200 streams.
+    # DB_POOL_TIMEOUT: on a loaded machine 200 chats starting at once can wait longer than the default 10 s for a
+    # connection (a 503 database_busy): a stall is latency to this test, which is about holding 200 streams.
+    env = {"LOG_LEVEL": "ERROR", "GUNICORN_ACCESS_LOG": "", "DB_POOL_TIMEOUT": "120"}
+    with FakeModel(tmp_path, tokens=10, seconds=2) as upstream, \
+            gateway(tmp_path, upstream, database_url=database_url, workers=2, env=env) as server:
+        # Every reply waits until all 200 are open upstream at once: held together, on any machine, or never.
+        upstream.set_script(tokens=10, seconds=2, release_together=200)
         headers = dict(logged_in(server).headers)
 
         async def run():
             conversations = await _conversations(server, headers, 200)
             streams = asyncio.gather(*(client.stream(HOST, server.port, f"/conversations/{cid}/stream",
-                                                     {"content": "hi"}, headers=headers, timeout=30)
+                                                     {"content": "hi"}, headers=headers, timeout=150)
                                        for cid in conversations))
-            # /livez must keep answering; how fast is the hung-upstream test's claim. 200 chats starting at once
-            # are ~1.6 s of CPU for 2 workers, which on a loaded 2-core machine can hold one probe past 2 s.
-            return await _probing_livez(server, streams, timeout=5)
+            # /livez must keep answering (200, never an error); how fast is the hung-upstream test's claim. 200
+            # chats starting at once are ~1.6 s of CPU for 2 workers, and a 2-core machine shared with other jobs
+            # (load average 29 seen) can hold one probe past 5 s: only a worker wedged for 30 s fails this.
+            return await _probing_livez(server, streams, timeout=30)
 
-        started = time.monotonic()
         results, probe = asyncio.run(run())
-        elapsed = time.monotonic() - started
         # The master's listener answers during the load too.
         scrape = parse(requests.get(server.metrics_url, timeout=2).text)
+        stats = upstream.stats()
 
-    failures = [(r.status, r.error, r.tokens) for r in results if not r.ok]
-    assert failures == [], server.log()[-3000:]
+    failures = Counter((r.status, r.error, r.tokens, r.body.decode(errors="replace")) for r in results if not r.ok)
+    assert not failures, f"{sum(failures.values())} of 200 failed, (status, error, tokens, body): {dict(failures)}"
     assert all(r.tokens == 10 for r in results)
-    # 200 streams of ~1.8 s each, all at once: well under what queueing 16 at a time would take (~25 s).
-    assert elapsed < 15, elapsed
+    # What the claim is, independent of the machine's speed: the gateway held all 200 upstream calls at once
+    # (a gateway queueing them would never open the fake's gate; its streams would time out instead).
+    assert stats["peak_open"] == 200 and stats["served"] == 200, stats
     assert probe.failures == 0 and probe.latencies
     assert scrape.total("chat_completions_total", outcome="success") == 200
 
@@ -154,7 +160,7 @@ HUNG = {"PROVIDER_READ_TIMEOUT": "60", "LOG_LEVEL": "ERROR", "GUNICORN_ACCESS_LO
 
 
 def _hang(upstream) -> None:
-    assert requests.post(f"{upstream.url}/_bench/mode", json={"mode": "hang"}, timeout=5).status_code == 200
+    assert upstream.set_script(hang=True)["headers_delay"] is None  # forever
 
 
 def test_hung_upstream_chats_end_at_their_deadline_and_leave_livez_alone(tmp_path, database_url):
@@ -163,7 +169,7 @@ def test_hung_upstream_chats_end_at_their_deadline_and_leave_livez_alone(tmp_pat
     # the deadline is 1.5 s later. With 1 s, a loaded machine sometimes let the deadline pass first (a JSON 504,
     # right for a stream that had not started, but not what this test is about).
     env = {**HUNG, "PROVIDER_TOTAL_TIMEOUT": str(deadline), "SSE_HEARTBEAT_SECONDS": "0.5"}
-    with FakeUpstream(tmp_path, tokens=5, seconds=0.5) as upstream, \
+    with FakeModel(tmp_path, tokens=5, seconds=0.5) as upstream, \
             gateway(tmp_path, upstream, database_url=database_url, workers=2, env=env) as server:
         _hang(upstream)
         headers = dict(logged_in(server).headers)
@@ -180,7 +186,7 @@ def test_hung_upstream_chats_end_at_their_deadline_and_leave_livez_alone(tmp_pat
             return results, probe, time.monotonic() - started
 
         results, probe, elapsed = asyncio.run(run())
-        stats = requests.get(f"{upstream.url}/_bench/stats", timeout=5).json()
+        stats = upstream.stats()
 
     whole, streamed = results[:25], results[25:]
     assert [(r.status, json.loads(r.body)["error"]["code"]) for r in whole] == [(504, "provider_timeout")] * 25
@@ -195,7 +201,7 @@ def test_hung_upstream_chats_end_at_their_deadline_and_leave_livez_alone(tmp_pat
 
 def test_clients_leaving_hung_chats_free_the_upstream_within_a_second(tmp_path):
     """The provider has not even sent its headers: the gateway still lets go of it at once."""
-    with FakeUpstream(tmp_path, tokens=5, seconds=0.5) as upstream, \
+    with FakeModel(tmp_path, tokens=5, seconds=0.5) as upstream, \
             gateway(tmp_path, upstream, workers=2, env={**HUNG, "SSE_HEARTBEAT_SECONDS": "0.3"}) as server:
         _hang(upstream)
         http = logged_in(server)
@@ -208,12 +214,12 @@ def test_clients_leaving_hung_chats_free_the_upstream_within_a_second(tmp_path):
             lines = response.iter_lines()  # kept: dropping the iterator would close the connection
             assert response.status_code == 200 and next(lines) == b": keep-alive"
             streams.append((session, response, lines))
-        assert requests.get(f"{upstream.url}/_bench/stats", timeout=5).json()["client_left"] == 0
+        assert upstream.stats()["client_left"] == 0
 
         left = time.monotonic()
         for session, response, _ in streams:
             response.close()
             session.close()
-        wait_until(lambda: requests.get(f"{upstream.url}/_bench/stats", timeout=5).json()["client_left"] == 10,
+        wait_until(lambda: upstream.stats()["client_left"] == 10,
                    timeout=5, interval=0.02, what="the gateway to close its 10 upstream requests")
         assert time.monotonic() - left < 1

@@ -69,6 +69,7 @@ def test_production_accepts_a_real_secret():
     assert settings.jwt_secret_key == STRONG
 
 
+@pytest.mark.slow
 def test_gunicorn_refuses_to_start_with_a_bad_setting(tmp_path):
     import subprocess
     import sys

@@ -13,9 +13,6 @@ from tests.support.servers import ROOT
 
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted(DOCS.glob("*.md"))]
-# Written by the packages-by-concern change (the code map); linked from here before it lands.
-# Once the file exists this entry fails the test: delete it then.
-PENDING = {DOCS / "architecture.md"}
 FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.M | re.S)
 LINK = re.compile(r"(?<!!)\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$", re.M)
@@ -63,17 +60,11 @@ def test_every_link_and_anchor_resolves(page):
             continue  # another site: not checked here
         path, _, anchor = target.partition("#")
         resolved = (page.parent / path).resolve() if path else page
-        if resolved in PENDING:
-            continue
         if not resolved.exists():
             broken.append(f"{target}: no such file")
         elif anchor and anchor not in anchors(resolved):
             broken.append(f"{target}: no heading with that anchor")
     assert not broken, broken
-
-
-def test_pending_pages_are_still_missing():
-    assert not [p for p in PENDING if p.exists()], "it exists now: remove it from PENDING"
 
 
 def test_every_docs_page_is_linked_from_the_readme_and_links_back():

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Conversation, Message, MessageRole
 from tests.conftest import IN_CI
-from tests.fakes.llm_provider import FakeLLM, Script
+from bench.fake_model import FakeModelServer, Script
 from tests.support.client import PASSWORD
 from tests.support.databases import normalised
 from tests.support.gateway import MODEL, gateway, logged_in
@@ -92,7 +92,7 @@ class Worker:
 
 def test_postgresql_stopped_and_started_under_traffic(tmp_path, cluster, fake_llm):
     slow_tokens = [f"s{i} " for i in range(30)]
-    with FakeLLM(script=Script(tokens=slow_tokens, token_delay=0.05)) as slow_llm, \
+    with FakeModelServer(script=Script(tokens=slow_tokens, token_delay=0.05)) as slow_llm, \
             gateway(tmp_path, fake_llm, database_url=cluster.url, workers=2,
                     env={"OPENAI_BASE_URL": slow_llm.openai_url, "OPENAI_MODELS": SLOW_MODEL,
                          "RETRY_AFTER_SECONDS": RETRY_AFTER, "GUNICORN_HEADER_TIMEOUT": "30",
@@ -189,7 +189,7 @@ OUTCOMES = ("success", "provider_error", "timeout", "client_disconnect", "intern
 
 @pytest.fixture(scope="module")
 def healthy_llm():
-    with FakeLLM(script=Script(tokens=["fine", "."])) as fake:
+    with FakeModelServer(script=Script(tokens=["fine", "."])) as fake:
         yield fake
 
 

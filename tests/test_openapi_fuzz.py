@@ -30,7 +30,7 @@ negative_data_rejection.expected-statuses = ["400", "401", "403", "404", "405", 
 
 [generation]
 # The gateway refuses NUL in any text (strict JSON bodies, URLs), as the API description says;
-# tests/test_crafted_input.py covers it.
+# tests/http/test_crafted_input.py covers it.
 allow-x00 = false
 database = "none"
 

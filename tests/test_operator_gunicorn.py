@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from tests.fakes.llm_provider import FakeLLM
+from bench.fake_model import FakeModelServer
 from tests.support.gateway import gateway, logged_in
 from tests.support.servers import Gunicorn, free_port, wait_until
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 def test_every_line_is_json_and_a_request_id_follows_a_chat(tmp_path):
     # Rate limits on, in memory: the default, whose storage starts a timer before the fork.
     env = {"LOG_FORMAT": "json", "RATE_LIMITS_ENABLED": "true"}
-    with FakeLLM() as fake, gateway(tmp_path, fake, workers=2, env=env) as server:
+    with FakeModelServer() as fake, gateway(tmp_path, fake, workers=2, env=env) as server:
         client = logged_in(server)
         conversation = client.conversation()
         answered = client.post(f"/conversations/{conversation}/messages", json={"content": "a private question"},
@@ -117,7 +117,7 @@ def test_a_non_integer_web_concurrency_stops_the_start_with_one_line(tmp_path):
 
 def test_health_reports_a_provider_down_within_the_probe_interval(tmp_path):
     interval = 1.0
-    fake = FakeLLM().start()
+    fake = FakeModelServer().start()
     try:
         with gateway(tmp_path, fake, workers=1, env={"PROVIDER_PROBE_SECONDS": str(interval)}) as server:
             def provider_status():

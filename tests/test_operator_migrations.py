@@ -4,9 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from tests.support.servers import ROOT
+
+pytestmark = pytest.mark.slow  # the operator commands, each a fresh Python process
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -5,7 +5,7 @@ from sqlalchemy import event, select
 
 from app.models import Conversation, Message, MessageRole
 from tests.chat.conftest import OLLAMA_MODEL, OPENAI_KEY, OPENAI_MODEL
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 
 
 def send(client, user, conversation_id, **body):

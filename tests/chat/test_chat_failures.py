@@ -7,7 +7,7 @@ from app import create_app
 from app.models import Conversation, Message, MessageRole
 from tests.chat.conftest import OLLAMA_MODEL, OPENAI_MODEL
 from tests.support.sse import parse_sse as sse_events
-from tests.fakes.llm_provider import Script, closed_port_url
+from bench.fake_model import Script, closed_port_url
 
 BEFORE_STREAMING = {
     "server error": (Script(status=500), 502, "provider_error"),

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app.models import Conversation, Message, MessageRole
 from tests.chat.conftest import OLLAMA_MODEL, OPENAI_MODEL
 from tests.support.sse import parse_sse as sse_events
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 
 
 def stream(client, user, conversation_id, **body):

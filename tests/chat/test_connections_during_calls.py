@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from tests.chat.conftest import OLLAMA_MODEL
-from tests.fakes.llm_provider import Script
-from tests.test_api_keys import bearer, create_key
+from bench.fake_model import Script
+from tests.apikeys.test_api_keys import bearer, create_key
 
 
 def checked_out_while_the_model_thinks(app, fake_llm, send) -> int:

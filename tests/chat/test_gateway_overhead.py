@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.models import Message, MessageRole
 from tests.chat.conftest import OLLAMA_MODEL
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.support.sse import parse_sse
 
 PROVIDER_DELAY = 0.3  # seconds the provider takes; the gateway's own share is far below it

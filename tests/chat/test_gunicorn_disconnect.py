@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.support.gateway import gateway, logged_in
 from tests.support.servers import wait_until
 

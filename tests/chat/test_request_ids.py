@@ -5,7 +5,7 @@ import re
 import pytest
 
 from tests.chat.conftest import OLLAMA_MODEL, OPENAI_MODEL
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 

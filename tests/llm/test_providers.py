@@ -7,7 +7,7 @@ from app.llm import GenerationOptions, ProviderError, ProviderTimeout, Timeouts
 from app.llm.calls import UpstreamCall
 from app.llm.ollama import OllamaProvider
 from app.llm.openai import OpenAIProvider
-from tests.fakes.llm_provider import Script, closed_port_url
+from bench.fake_model import Script, closed_port_url
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
 FAST = Timeouts(connect=1, read=2)

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, func, select
 
 from app.metrics.definitions import OTHER_ORG
 from app.models import OrgUsageMonth, month_key, utcnow
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.support.client import GatewayClient
 from tests.support.gateway import gateway, logged_in
 from tests.support.metrics import scrape

@@ -15,7 +15,7 @@ import pytest
 import requests
 import yaml
 
-from tests.fakes.llm_provider import FakeLLM, Script
+from bench.fake_model import FakeModelServer, Script
 from tests.monitoring.prometheus_server import PROMETHEUS_DIR, Prometheus
 from tests.support.servers import Gunicorn, wait_until
 
@@ -74,7 +74,7 @@ class Client:
         self.session.close()
 
 
-def send_traffic(client: Client, fake: FakeLLM) -> None:
+def send_traffic(client: Client, fake: FakeModelServer) -> None:
     fast = Script(tokens=TOKENS, first_token_delay=0.02, token_delay=0.01)
     fake.reset(fast)
     for model in (OLLAMA_MODEL, OPENAI_MODEL):
@@ -116,7 +116,7 @@ def grafana_to_promql(expr: str, job: str) -> str:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, prometheus_bin):
     tmp_path = tmp_path_factory.mktemp("monitoring-e2e")
-    with FakeLLM() as fake:
+    with FakeModelServer() as fake:
         # The OpenAI-compatible model has a price, so the cost panel has data (the other has none).
         models = tmp_path / "models.json"
         models.write_text(json.dumps({"default_model": OLLAMA_MODEL, "models": {

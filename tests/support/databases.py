@@ -3,7 +3,7 @@ import os
 import shutil
 import uuid
 
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
@@ -56,14 +56,17 @@ class PrivatePostgres:
     def create(self) -> str:
         self.create_empty()
         upgrade(self.url)
-        engine = create_engine(self.url)
-        self.tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
-        engine.dispose()
+        schema = MetaData()
+        schema.reflect(self.engine)
+        # Children before parents, so no foreign key is ever left pointing at a deleted row.
+        self.tables = [t.name for t in reversed(schema.sorted_tables) if t.name != "alembic_version"]
         return self.url
 
     def truncate(self) -> None:
+        """Empty every table. DELETE, not TRUNCATE: on the few rows a test leaves it is several times faster
+        (TRUNCATE gives each table a new file), and it runs before every PostgreSQL test."""
         with self.engine.begin() as connection:
-            connection.execute(text(f"TRUNCATE {', '.join(self.tables)} CASCADE"))
+            connection.execute(text("; ".join(f'DELETE FROM "{table}"' for table in self.tables)))
 
     def drop(self) -> None:
         self.engine.dispose()

@@ -13,12 +13,14 @@ import requests
 from sqlalchemy import create_engine, func, select
 
 from app.models import OrgUsageMonth, UsageRecord
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.support.databases import normalised
 from tests.support.gateway import gateway, logged_in
 from tests.support.metrics import scrape
 from tests.support.servers import wait_until
 from tests.usage.conftest import FREE, PRICED, models_file
+
+pytestmark = pytest.mark.slow
 
 MODELS = (FREE, PRICED)
 NONE = (0, 0, None, 0)

@@ -4,7 +4,7 @@ from decimal import Decimal
 from prometheus_client import REGISTRY
 
 from app.models import month_key
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.support.sse import parse_sse
 from tests.usage.conftest import FREE, PRICED, cost, month_totals, org_conversation, org_key, usage_rows
 

@@ -9,7 +9,7 @@ import openai
 import pytest
 import requests
 
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.support.gateway import MODEL, gateway, logged_in
 from tests.support.metrics import scrape
 from tests.support.servers import wait_until

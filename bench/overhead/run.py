@@ -1,0 +1,182 @@
+"""What the gateway adds on top of the model server, measured against its baselines in the same run.
+
+    python -m bench.overhead --quick          # under a minute: a smoke test of the tooling
+    python -m bench.overhead                  # SQLite
+    python -m bench.overhead --postgres       # PostgreSQL at 127.0.0.1:5432 (a fresh database, dropped after)
+
+Starts an efficient fake upstream (instant replies), the gateway as
+`gunicorn -c gunicorn.conf.py wsgi:app` runs it with production settings, and
+the baselines, then measures: (1) whole chats at concurrency 1 and 16, (2)
+time to first token and stream time, (3) the cost of the metrics
+(METRICS_ENABLED=false), (4) /metrics latency by worker count and after
+worker restarts, (5) the floor, a bare Flask hello under the same server.
+Gateway and baseline requests are alternated; tables show percentiles
+(medians over `--repeat` runs). Writes Markdown and JSON to bench/results/.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from ..common.databases import ScratchDatabase
+from ..common.report import default_output, write_results
+from ..common.servers import HOST, FakeModel, Gateway, Process, free_port
+from . import report, scenarios
+# Production wants one: without it /metrics on the API port answers 404.
+METRICS_TOKEN = "bench-metrics-token-" + uuid.uuid4().hex
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run, under a minute")
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL at 127.0.0.1:5432 instead of SQLite")
+    parser.add_argument("--workers", type=int, default=2, help="gateway workers (one per core)")
+    parser.add_argument("--requests", type=int, default=400, help="concurrency-1 requests to each side per run")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of each concurrency-16 round")
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="concurrency-16 rounds per side, alternated: short and many, so load from other "
+                             "work on the machine falls on both sides alike")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=3, help="runs (rounds) of each measurement; medians")
+    parser.add_argument("--tokens", type=int, default=20, help="tokens per reply from the fake upstream")
+    parser.add_argument("--metrics-workers", default="1,4,8", help="worker counts for the /metrics latency")
+    parser.add_argument("--restarts", default="0,100,1000", help="worker restarts before each /metrics sample")
+    parser.add_argument("--scrapes", type=int, default=30, help="scrapes per /metrics sample")
+    parser.add_argument("--output", type=Path, default=None, help="results file (default: bench/results/...)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.requests, args.seconds, args.repeat, args.rounds, args.scrapes = 30, 0.5, 1, 1, 5
+        args.metrics_workers, args.restarts = "2", "0,20"
+    return args
+
+
+def gateway_env(args, **extra) -> dict:
+    """Production settings, except what a benchmark from one address and one user must change."""
+    return {"APP_ENV": "production", "PASSWORD_HASH_COST": "14", "WEB_CONCURRENCY": str(args.workers),
+            "RATE_LIMIT_CHAT_USER": "1000000/minute", "RATE_LIMIT_REGISTER_ADDRESS": "1000/hour",
+            "METRICS_TOKEN": METRICS_TOKEN, **extra}
+
+
+class Hello(Process):
+    def __init__(self, log_dir: Path, workers: int):
+        self.port = free_port()
+        # Its own (empty) config: gunicorn would otherwise read the gateway's gunicorn.conf.py from the directory.
+        argv = [sys.executable, "-m", "gunicorn", "-c", "python:bench.overhead.hello", "-k", "gevent", "-w", str(workers),
+                "-b", f"{HOST}:{self.port}", "--worker-connections", "2000", "bench.overhead.hello:app"]
+        super().__init__(f"hello-{self.port}", argv, None, f"http://{HOST}:{self.port}/", log_dir)
+
+
+TURNS_PER_CONVERSATION = 10  # so a prompt carries at most 18 past messages
+MAX_TURNS_PER_SECOND = 1000  # what a pool is topped up for before a load round (beyond: conversations reused)
+
+
+async def user_routes(gateway: Gateway, fake: FakeModel):
+    headers = await scenarios.login(gateway.port, f"bench-{uuid.uuid4().hex[:8]}@example.com")
+    pool = scenarios.Conversations(gateway.port, headers, TURNS_PER_CONVERSATION)
+    return (pool, scenarios.chat_routes(gateway.port, fake.port, headers, pool, stream=False),
+            scenarios.chat_routes(gateway.port, fake.port, headers, pool, stream=True))
+
+
+async def chat_measurements(args, fake: FakeModel, database_url: str | None, log_dir: Path) -> dict:
+    results: dict = {}
+    with Gateway(log_dir, upstream_url=fake.url, database_url=database_url, env=gateway_env(args)) as gateway, \
+            Gateway(log_dir, upstream_url=fake.url, database_url=database_url,
+                    env=gateway_env(args, METRICS_ENABLED="false", METRICS_PORT="0")) as bare:
+        pool, (whole, direct), (stream, direct_stream) = await user_routes(gateway, fake)
+        bare_pool, (whole_bare, _), _ = await user_routes(bare, fake)
+        c1_turns = (args.requests + 20) * args.repeat  # 20: the warm-up
+        load_turns = int(MAX_TURNS_PER_SECOND * args.seconds * args.rounds)
+        print("  (1) whole chats, concurrency 1", flush=True)
+        await pool.ensure(c1_turns)
+        results["chat_c1"] = [await scenarios.paired(whole, direct, args.requests) for _ in range(args.repeat)]
+        print("  (2) streamed chats, concurrency 1", flush=True)
+        await pool.ensure(c1_turns)
+        results["stream_c1"] = [await scenarios.paired(stream, direct_stream, args.requests)
+                                for _ in range(args.repeat)]
+        print(f"  (1) whole chats, concurrency {args.concurrency}", flush=True)
+        await pool.ensure(load_turns)
+        results["chat_load"] = await scenarios.alternated_load(
+            {"gateway": whole, "direct": direct}, args.concurrency, args.seconds, args.rounds)
+        print("  (3) the cost of the metrics", flush=True)
+        await asyncio.gather(pool.ensure(load_turns + c1_turns), bare_pool.ensure(load_turns + c1_turns))
+        results["metrics_cost"] = await scenarios.alternated_load(
+            {"metrics on": whole, "metrics off": whole_bare}, args.concurrency, args.seconds, args.rounds)
+        results["metrics_cost_c1"] = [await scenarios.paired(whole, whole_bare, args.requests // 2)
+                                      for _ in range(args.repeat)]
+        results["conversation_turns_reused"] = pool.reused + bare_pool.reused
+        print("  (5) the floor", flush=True)
+        with Hello(log_dir, args.workers) as hello:
+            livez = scenarios.Route(gateway.port, "GET", "/livez")
+            bare_hello = scenarios.Route(hello.port, "GET", "/")
+            fake_root = scenarios.Route(fake.port, "GET", "/")
+            results["floor_c1"] = [await scenarios.paired(bare_hello, fake_root, args.requests)
+                                   for _ in range(args.repeat)]
+            results["livez_c1"] = [await scenarios.paired(livez, fake_root, args.requests)
+                                   for _ in range(args.repeat)]
+            results["floor_load"] = await scenarios.alternated_load(
+                {"fake upstream": fake_root, "bare Flask hello": bare_hello, "gateway /livez": livez},
+                args.concurrency, args.seconds, args.rounds)
+    return results
+
+
+async def metrics_measurements(args, fake: FakeModel, database_url: str | None, log_dir: Path) -> dict:
+    results: dict = {"by_workers": {}, "by_restarts": {}}
+    for workers in [int(w) for w in args.metrics_workers.split(",")]:
+        print(f"  (4) /metrics with {workers} workers", flush=True)
+        with Gateway(log_dir, upstream_url=fake.url, database_url=database_url,
+                     env=gateway_env(args, WEB_CONCURRENCY=str(workers))) as gateway:
+            pool, (whole, _), (stream, _) = await user_routes(gateway, fake)
+            await pool.ensure(int(MAX_TURNS_PER_SECOND * 1.5))
+            # Traffic first, so every worker has written chat and request series.
+            await scenarios.load(whole, max(workers, 4), 1.0)
+            await scenarios.load(stream, max(workers, 4), 0.5)
+            results["by_workers"][workers] = {
+                "api": await scenarios.scrape_latency(gateway.port, "/metrics", args.scrapes, SCRAPER),
+                "master": await scenarios.scrape_latency(gateway.metrics_port, "/metrics", args.scrapes, SCRAPER)}
+    # A gevent worker notices max_requests on its 1 s loop tick; gthread recycles at once (see the report).
+    env = gateway_env(args, WEB_CONCURRENCY="8", GUNICORN_WORKER_CLASS="gthread", GUNICORN_MAX_REQUESTS="1")
+    with Gateway(log_dir, upstream_url=fake.url, database_url=database_url, env=env) as gateway:
+        done = 0
+        for target in [int(r) for r in args.restarts.split(",")]:
+            print(f"  (4) /metrics after {target} worker restarts", flush=True)
+            recycled = await scenarios.recycle_workers(gateway.port, target - done)
+            done = target
+            await _wait_for_workers(gateway, 8)
+            results["by_restarts"][target] = {
+                **recycled,
+                "master": await scenarios.scrape_latency(gateway.metrics_port, "/metrics", args.scrapes, SCRAPER)}
+    return results
+
+
+async def _wait_for_workers(gateway: Gateway, count: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(gateway.worker_pids()) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {count} workers after {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+async def main_async(args) -> Path:
+    log_dir = Path(tempfile.mkdtemp(prefix="gateway-bench-logs-"))
+    started = time.monotonic()
+    with ScratchDatabase(args.postgres, "bench_overhead") as database, FakeModel(log_dir, tokens=args.tokens, seconds=0.0) as fake:
+        results = {"chat": await chat_measurements(args, fake, database.url, log_dir),
+                   "metrics": await metrics_measurements(args, fake, database.url, log_dir)}
+    results["wall_seconds"] = time.monotonic() - started
+    text = report.markdown(args, results)
+    print(text)
+    database_name = "postgres" if args.postgres else "sqlite"
+    output = args.output or default_output("overhead", database_name, "quick" if args.quick else "full")
+    return write_results(output, text, {"settings": vars(args) | {"output": output.name}, **results},
+                                log_dir)
+
+
+def main(argv=None) -> None:
+    asyncio.run(main_async(parse_args(argv)))
+

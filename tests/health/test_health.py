@@ -1,0 +1,35 @@
+from app import create_app
+from app.version import __version__
+from tests.support.servers import free_port
+
+
+def test_health_reports_database_and_settings(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body.pop("providers")[0]["models"] == ["llama3.1"]  # reachability: tests/test_operator_gunicorn.py
+    assert body == {"status": "ok", "env": "test", "db": "up", "defaultModel": "llama3.1", "version": __version__}
+
+
+def test_health_is_503_when_the_database_is_unreachable(app_config):
+    app = create_app({**app_config, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"})
+    response = app.test_client().get("/health")
+    assert response.status_code == 503
+    assert response.get_json()["db"] == "down" and response.get_json()["status"] == "degraded"
+    assert app.test_client().get("/livez").status_code == 200  # liveness never touches the database
+
+
+def test_openapi_document_is_generated_from_the_schemas(client):
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    assert {"/auth/register", "/orgs/{id}/members", "/conversations/{id}"} <= set(spec["paths"])
+    register = spec["paths"]["/auth/register"]["post"]
+    schema_ref = register["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    props = spec["components"]["schemas"][schema_ref]["properties"]
+    assert props["password"]["minLength"] == 8 and "email" in spec["components"]["schemas"][schema_ref]["required"]
+    assert spec["paths"]["/conversations"]["get"]["security"] == [{"bearerAuth": []}]
+    assert "security" not in register
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    create_props = spec["components"]["schemas"]["ConversationCreate"]["properties"]
+    assert {"systemPrompt", "topP", "orgId"} <= set(create_props)
+    assert create_props["temperature"]["maximum"] == 2
