@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from app.boot import draining
 from app.models import Message, MessageRole
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.support.sse import parse_sse
 
 GRACE_LEFT = 0.3  # seconds of grace the worker has left when the stream starts

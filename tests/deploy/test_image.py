@@ -5,7 +5,7 @@ import pytest
 import requests
 
 from tests.deploy.conftest import LIMITS, podman
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.support.client import GatewayClient
 from tests.support.databases import PrivatePostgres
 from tests.support.gateway import chat_env

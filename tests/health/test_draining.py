@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from app.models import Message, MessageRole
-from tests.fakes.llm_provider import Script
+from bench.fake_model import Script
 from tests.support.gateway import gateway, logged_in
 from tests.support.servers import wait_until
 from tests.support.streams import OpenStream

@@ -4,7 +4,7 @@ from sqlalchemy import create_engine, text
 
 from app.boot import draining
 from app.migrate import head_revision
-from tests.fakes.llm_provider import closed_port_url
+from bench.fake_model import closed_port_url
 
 
 def test_ready_when_the_database_answers_at_the_schema_head(client):

@@ -30,11 +30,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import client, report
-from .overhead import Database
-from .servers import HOST, FakeUpstream, Gateway, Process, ROOT, free_port
+from ..common import client
+from ..common.databases import ScratchDatabase
+from ..common.report import default_output, now, write_results
+from ..common.servers import HOST, ROOT, FakeModel, Gateway, Process, free_port
 
-RESULTS = ROOT / "bench" / "results"
 HAPROXY_CONFIG = ROOT / "monitoring" / "haproxy" / "haproxy.cfg"
 GRACEFUL_TIMEOUT, DRAIN_DELAY = 10, 2
 METRICS_TOKEN = "bench-rolling-metrics-token"
@@ -191,8 +191,8 @@ def stored_replies(database_url: str) -> int:
 
 async def one_run(args, index: int, log_dir: Path) -> dict:
     env = gateway_env(redis_db=5)  # rate-limit counters only; the limits are far above this load
-    with Database(postgres=True) as database, \
-            FakeUpstream(log_dir, tokens=20, seconds=args.reply_seconds) as fake:
+    with ScratchDatabase(postgres=True, prefix="bench_rolling") as database, \
+            FakeModel(log_dir, tokens=20, seconds=args.reply_seconds) as fake:
         gateways = [Gateway(log_dir, upstream_url=fake.url, database_url=database.url, env=env).start()
                     for _ in range(2)]
         try:
@@ -235,7 +235,7 @@ async def one_run(args, index: int, log_dir: Path) -> dict:
 
 
 def markdown(args, runs: list[dict]) -> str:
-    lines = [f"# Rolling restart, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+    lines = [f"# Rolling restart, {now()}", "",
              f"- Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; "
              "shared with other work",
              "- Set-up: two gateways (`gunicorn -c gunicorn.conf.py wsgi:app`, 2 gevent workers each, "
@@ -263,8 +263,8 @@ def main(argv=None) -> int:
     runs = [asyncio.run(one_run(args, n, log_dir)) for n in range(args.runs)]
     text = markdown(args, runs)
     print(text)
-    output = args.output or RESULTS / f"rolling-{report.stamp()}{'-quick' if args.quick else ''}.md"
-    report.write_results(output, text, {"settings": {k: str(v) for k, v in vars(args).items()}, "runs": runs}, log_dir)
+    output = args.output or default_output("rolling", *(["quick"] if args.quick else []))
+    write_results(output, text, {"settings": {k: str(v) for k, v in vars(args).items()}, "runs": runs}, log_dir)
     failed = [n + 1 for n, run in enumerate(runs) if not run["passed"]]
     if failed:
         print(f"rolling: FAILED runs {failed}", file=sys.stderr)
