@@ -54,4 +54,3 @@ def reason() -> str | None:
 
 def streams_must_end() -> bool:
     return _stream_deadline is not None and time.monotonic() >= _stream_deadline
-

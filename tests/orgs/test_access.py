@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from flask_jwt_extended import create_access_token
 
-PUBLIC_ENDPOINTS = {"health.health", "health.livez", "api-docs.openapi_json", "auth.register", "auth.login", "prometheus_metrics",
+PUBLIC_ENDPOINTS = {"health.health", "health.livez", "health.readyz", "api-docs.openapi_json", "auth.register", "auth.login", "prometheus_metrics",
                     "docs.page", "docs.asset", "docs.init_script"}
 PLACEHOLDERS = {"id": "00000000-0000-0000-0000-000000000000", "user_id": "00000000-0000-0000-0000-000000000001"}
 
