@@ -62,6 +62,7 @@ def compose(tmp_path, gateway_image):
         run("down", "-v", timeout=120)
         for service in ("gateway", "postgres", "redis"):
             podman("rm", "-f", "-t", "0", f"{project}_{service}_1", check=False)
+        podman("network", "rm", "-f", f"{project}_default", check=False)  # podman-compose 1.0's down leaves it
 
 
 def test_gateway_postgres_and_redis_come_up_together_and_the_gateway_answers(compose):
