@@ -26,8 +26,10 @@ if PATCHED_FOR_GEVENT:
 
 import logging  # noqa: E402
 import secrets  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+import time  # noqa: E402
 
 # Before anything imports prometheus_client: it picks multiprocess mode at import
 # time from this variable, and workers inherit the master's environment.
@@ -38,7 +40,7 @@ METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 os.makedirs(METRICS_DIR, exist_ok=True)
 
 from app import logs  # noqa: E402
-from app.boot import preflight  # noqa: E402
+from app.boot import draining, preflight  # noqa: E402
 from app.config import ConfigError, Settings  # noqa: E402
 from app.llm import load_catalogue  # noqa: E402
 from app.metrics import multiprocess as metrics_dir  # noqa: E402
@@ -88,7 +90,12 @@ threads = settings.gunicorn_threads
 worker_connections = settings.gunicorn_worker_connections
 # The worker heartbeats from its own loop (a thread, or a greenlet), so a long stream never trips this.
 timeout = settings.gunicorn_timeout
-graceful_timeout = settings.gunicorn_graceful_timeout
+# A stopping worker's open streams may run this long (app/draining.py); those still open then end
+# with an `error` event. gunicorn kills the worker STOP_MARGIN_SECONDS later: time for those last
+# events to be written and the partial replies stored.
+stream_grace_seconds = settings.gunicorn_graceful_timeout
+STOP_MARGIN_SECONDS = 5
+graceful_timeout = stream_grace_seconds + STOP_MARGIN_SECONDS
 # Under gevent this is also the request-header timeout: gunicorn reads every
 # request's line and headers (the first one too) under a gevent.Timeout of this
 # many seconds and closes the connection when it expires, so a client sending
@@ -111,6 +118,9 @@ control_socket_disable = True
 # Empty turns the access log off (a load test would otherwise write a line per request).
 accesslog = settings.gunicorn_access_log or None
 loglevel = settings.log_level.lower()
+
+
+draining.share()  # before the first fork: every worker must see the master's "draining" at once
 
 
 def on_starting(server):
@@ -144,6 +154,28 @@ def when_ready(server):
 
         serve_from_master(settings.metrics_host, settings.metrics_port, settings.metrics_token, collector_for(settings))
     server.log.info(preflight.summary(settings, catalogue, workers=workers, worker_class=worker_class))
+    server.handle_term = lambda: drain_then_stop(server)
+
+
+def drain_then_stop(server):
+    """SIGTERM: not ready at once, still serving for DRAIN_DELAY_SECONDS, then gunicorn's graceful stop."""
+    draining.start()
+    server.log.info("SIGTERM: draining (/readyz answers 503); accepting new connections for %.1f s more",
+                    settings.drain_delay_seconds)
+    time.sleep(settings.drain_delay_seconds)
+    raise StopIteration  # what gunicorn's own handler does: close the listeners, SIGTERM the workers, wait
+
+
+def post_worker_init(worker):
+    # SIGTERM reaches a worker at the end of the drain delay, or when a HUP reload replaces it:
+    # its streams' grace starts then, and gunicorn's own handler stops the worker accepting.
+    stop = signal.getsignal(signal.SIGTERM)
+
+    def stopping(signum, frame):
+        draining.worker_stopping(stream_grace_seconds)
+        stop(signum, frame)
+
+    signal.signal(signal.SIGTERM, stopping)
 
 
 def child_exit(server, worker):

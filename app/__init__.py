@@ -111,10 +111,12 @@ def register_blueprints(app: Flask) -> None:
     from .orgs.routes import bp as orgs_bp
     from .usage.routes import bp as usage_bp
     from .v1.routes import bp as v1_bp
+    from .web.routes import bp as web_bp
 
     for bp in (health_bp, auth_bp, orgs_bp, usage_bp, apikeys_bp, conversations_bp, chat_bp, v1_bp):
         api.register_blueprint(bp)
     app.register_blueprint(docs_bp)  # the Swagger UI page: not part of the API it documents
+    app.register_blueprint(web_bp)  # the chat page: a client of the API, not part of it
 
 
 def register_metrics(app: Flask) -> None:

@@ -189,6 +189,9 @@ class Settings:
     gunicorn_reuse_port: bool = _setting("GUNICORN_REUSE_PORT", False, _bool)
     # "-" is standard output; set but empty turns the access log off.
     gunicorn_access_log: str = _setting("GUNICORN_ACCESS_LOG", "-", empty="")
+    # After SIGTERM: how long /readyz answers 503 while everything is still served, so load balancers
+    # stop sending new requests before the listening socket closes.
+    drain_delay_seconds: float = _setting("DRAIN_DELAY_SECONDS", 2.0, _float, low=0, high=300)
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":

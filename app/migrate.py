@@ -1,4 +1,5 @@
 """Bring a database to the latest schema: `python -m app.migrate` or from the gunicorn master."""
+import functools
 import logging
 import os
 import secrets
@@ -6,6 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from alembic.runtime.migration import MigrationContext
 
 from . import logs
@@ -31,6 +33,12 @@ def current_revision(database_url: str) -> str | None:
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """The revision `upgrade` brings a database to: read once per process from the migrations directory."""
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
 
 
 def upgrade(database_url: str) -> tuple[str | None, str | None]:

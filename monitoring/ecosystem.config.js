@@ -64,7 +64,8 @@ module.exports = {
       autorestart: true,
       // gunicorn stops gracefully on SIGTERM (SIGINT, PM2's default, is its quick shutdown).
       kill_signal: 'SIGTERM',
-      kill_timeout: 35000,
+      // It drains first: DRAIN_DELAY_SECONDS + GUNICORN_GRACEFUL_TIMEOUT + 5 (37 s by default).
+      kill_timeout: 45000,
       env,
     },
     {

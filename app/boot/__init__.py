@@ -1,1 +1,1 @@
-"""What the gunicorn master runs before any worker starts."""
+"""What the gunicorn master runs before any worker starts, and how it stops them (draining)."""

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from ..boot import draining
 from ..errors import DatabaseUnavailable, database_unreachable
 from ..llm import GenerationOptions, ModelSpec, ProviderError, ProviderPool, Usage
 from ..llm.calls import UpstreamCall
@@ -112,9 +113,7 @@ class RelayedEvents:
                 if event is None:
                     yield HEARTBEAT
                 elif isinstance(event, Token):
-                    self.parts.append(event.text)
-                    self.tally.token(event.at)
-                    yield self.relayed(self.delta(event))
+                    yield self._take(event)
                 elif isinstance(event, End):
                     yield from self.finish(event)
                     return
@@ -122,6 +121,11 @@ class RelayedEvents:
                     yield self._fail(event.error)
                     return
                 event = self.relay.next(timeout=self.heartbeat_seconds)
+                # Checked between events, so a stream ends at most one heartbeat after the deadline;
+                # an ending already read is still delivered.
+                if draining.streams_must_end() and not isinstance(event, End | Failure):
+                    yield self._shut_down(event)
+                    return
         except GeneratorExit:
             if self.tally.finished:  # left after the ending: the reply is already settled
                 raise
@@ -141,6 +145,18 @@ class RelayedEvents:
                 return
             log.exception("a streamed reply failed")
             yield self.error(500, "internal_error", "An unexpected error occurred", {})
+
+    def _take(self, token: Token) -> bytes:
+        self.parts.append(token.text)
+        self.tally.token(token.at)
+        return self.relayed(self.delta(token))
+
+    def _shut_down(self, pending: Token | None) -> bytes:
+        """The worker stops and the stream outlived its grace: send what was generated, keep it, say why it ends."""
+        self.relay.cancel()
+        sent = b"".join(self._take(token) for token in ([pending] if pending else []) + self.relay.received())
+        self.broke_off(draining.SHUTTING_DOWN, outcome=draining.SHUTTING_DOWN)
+        return sent + self.error(503, draining.SHUTTING_DOWN, "The server is restarting: the reply ends here", {})
 
     def _fail(self, error: BaseException) -> bytes:
         if not isinstance(error, ProviderError):

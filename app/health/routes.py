@@ -8,7 +8,8 @@ from ..http.openapi import Blueprint
 from ..llm import get_llm
 from ..version import __version__
 from .probe import probe_for
-from .schemas import HealthSchema, LivenessSchema
+from .readiness import unready_reason
+from .schemas import HealthSchema, LivenessSchema, ReadinessSchema
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__, description="Health and liveness probes")
@@ -46,3 +47,14 @@ def health():
 def livez():
     """Liveness: answers as long as the process serves requests; never touches the database"""
     return {"status": "ok"}
+
+
+@bp.get("/readyz")
+@bp.response(200, ReadinessSchema)
+@bp.alt_response(503, schema=ReadinessSchema, description="Send this instance no new requests; `reason` says why")
+def readyz():
+    """Readiness: database reachable, schema at this code's head, and not draining (503 with the reason otherwise)"""
+    reason = unready_reason()
+    if reason:
+        return {"status": "unready", "reason": reason}, 503
+    return {"status": "ready", "reason": None}

@@ -2,6 +2,7 @@
 from marshmallow import fields
 
 from ..http.schemas import CamelSchema
+from .readiness import REASONS
 
 
 class ProviderHealthSchema(CamelSchema):
@@ -26,3 +27,10 @@ class HealthSchema(CamelSchema):
 
 class LivenessSchema(CamelSchema):
     status = fields.Constant("ok", required=True, metadata={"enum": ["ok"]})
+
+
+class ReadinessSchema(CamelSchema):
+    status = fields.String(required=True, metadata={"enum": ["ready", "unready"]})
+    reason = fields.String(allow_none=True, metadata={
+        "enum": list(REASONS), "description": "Why the instance is unready: draining (it got SIGTERM), "
+        "database_unreachable, or schema_not_at_head; null when ready"})

@@ -16,7 +16,7 @@ OTEL_TIME_PER_OUTPUT_TOKEN_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 
 # Label value for requests that matched no URL rule: one series, not one per path.
 UNMATCHED_ROUTE = "<unmatched>"
 
-CHAT_OUTCOMES = ("success", "provider_error", "timeout", "client_disconnect", "internal_error")
+CHAT_OUTCOMES = ("success", "provider_error", "timeout", "client_disconnect", "internal_error", "shutting_down")
 
 HTTP_REQUESTS = Counter(
     "http_requests_total",
@@ -73,7 +73,7 @@ CHAT_TIME_PER_OUTPUT_TOKEN = Histogram(
 )
 CHAT_COMPLETIONS = Counter(
     "chat_completions_total",
-    "Chat completions that ended, by outcome (success, provider_error, timeout, client_disconnect, internal_error).",
+    "Chat completions that ended, by outcome (success, provider_error, timeout, client_disconnect, internal_error, shutting_down).",
     ["model", "streaming", "outcome"],
 )
 CHAT_IN_FLIGHT = Gauge(

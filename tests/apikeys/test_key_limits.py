@@ -26,9 +26,10 @@ def test_a_model_outside_the_allow_list_is_403_before_any_provider_call(client, 
                client.post(f"/conversations/{conversation}/messages", json={"content": "Hi", "model": PRICED},
                            headers=key),
                client.post(f"/conversations/{conversation}/stream", json={"content": "Hi", "model": PRICED},
-                           headers=key)]
+                           headers=key),
+               client.post("/v1/embeddings", json={"model": PRICED, "input": "Hi"}, headers=key)]
 
-    assert [(r.status_code, r.get_json()["error"]["code"]) for r in refused] == [(403, "model_not_allowed")] * 3
+    assert [(r.status_code, r.get_json()["error"]["code"]) for r in refused] == [(403, "model_not_allowed")] * 4
     assert refused[0].get_json()["error"]["type"] == "permission_error"  # OpenAI's shape on /v1
     assert PRICED in refused[1].get_json()["error"]["message"]
     assert len(fake_llm.requests) == 1

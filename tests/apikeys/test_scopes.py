@@ -8,7 +8,9 @@ from tests.orgs.test_access import PLACEHOLDERS, body_for, protected_routes
 # The contract, written out: the scope each route needs. Every other protected route takes no key at all.
 ROUTE_SCOPES = {
     ("GET", "/v1/models"): "inference",
+    ("GET", "/v1/models/<path:model_id>"): "inference",
     ("POST", "/v1/chat/completions"): "inference",
+    ("POST", "/v1/embeddings"): "inference",
     ("GET", "/auth/me"): "conversations",
     ("GET", "/models"): "conversations",
     ("POST", "/conversations"): "conversations",
@@ -76,7 +78,7 @@ def test_every_route_names_its_scope_or_takes_no_key(app, client, user):
 
 def test_the_document_names_each_routes_scope(client):
     spec = client.get("/openapi.json").get_json()
-    documented = {(method.upper(), path.replace("{id}", "<id>")): operation["x-api-key-scope"]
+    documented = {(method.upper(), path.replace("{id}", "<id>").replace("{model_id}", "<path:model_id>")): operation["x-api-key-scope"]
                   for path, item in spec["paths"].items() for method, operation in item.items()
                   if method != "parameters" and "x-api-key-scope" in operation}
     assert documented == ROUTE_SCOPES

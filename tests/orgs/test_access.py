@@ -8,8 +8,9 @@ from flask_jwt_extended import create_access_token
 
 from tests.support.keys import bearer, create_key
 
-PUBLIC_ENDPOINTS = {"health.health", "health.livez", "api-docs.openapi_json", "auth.register", "auth.login", "prometheus_metrics",
-                    "docs.page", "docs.asset", "docs.init_script"}
+PUBLIC_ENDPOINTS = {"health.health", "health.livez", "health.readyz", "api-docs.openapi_json", "auth.register", "auth.login",
+                    "prometheus_metrics", "docs.page", "docs.asset", "docs.init_script",
+                    "web.page", "web.static"}  # the chat page and its files: it shows nothing until the API logs in
 PLACEHOLDERS = {"id": "00000000-0000-0000-0000-000000000000", "user_id": "00000000-0000-0000-0000-000000000001"}
 
 

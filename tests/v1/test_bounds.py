@@ -31,7 +31,7 @@ def test_one_message_too_many_is_a_400_naming_the_limit(client, user, fake_llm):
 @pytest.mark.parametrize("app_overrides", [LIMITS])
 def test_one_character_too_many_is_a_400_naming_the_limit(client, user, fake_llm):
     parts = [{"role": "user", "content": [{"type": "text", "text": "x" * 250}, {"type": "text", "text": "y" * 251}]},
-             {"role": "system", "content": None}, {"role": "user", "content": "z" * 500}]
+             {"role": "system", "content": ""}, {"role": "user", "content": "z" * 500}]
     assert_openai_error(complete(client, user, parts), "V1_MAX_TOTAL_CHARS")
     parts[0]["content"][1]["text"] = "y" * 250
     assert complete(client, user, parts).status_code == 200
