@@ -36,8 +36,7 @@ NAMED_TOOL = {"type": "object", "required": ["type", "function"], "properties": 
     "function": {"type": "object", "required": ["name"], "properties": {
         "name": {"type": "string", "pattern": FUNCTION_NAME.pattern}}}}}
 MAX_TOKEN_ID = 2 ** 31 - 1
-CONTENT = {"oneOf": [{"type": "string", "maxLength": MAX_CONTENT_CHARS}, {"type": "array", "items": TEXT_PART}],
-           "nullable": True}
+CONTENT = {"oneOf": [{"type": "string", "maxLength": MAX_CONTENT_CHARS}, {"type": "array", "items": TEXT_PART}]}
 NAME = {"type": "string", "minLength": 1, "maxLength": 64}
 
 
@@ -51,7 +50,7 @@ MESSAGE_DOC = {"anyOf": [
     _message_doc(["system", "developer", "user"], ["content"], content=CONTENT),
     _message_doc(["assistant"], ["content"], content=CONTENT,
                  tool_calls={"type": "array", "items": TOOL_CALL, "maxItems": 128}),
-    _message_doc(["assistant"], ["tool_calls"], content=CONTENT,
+    _message_doc(["assistant"], ["tool_calls"], content={"nullable": True, **CONTENT},
                  tool_calls={"type": "array", "items": TOOL_CALL, "minItems": 1, "maxItems": 128}),
     _message_doc(["tool"], ["content", "tool_call_id"], content=CONTENT,
                  tool_call_id={"type": "string", "minLength": 1, "maxLength": 256}),
@@ -168,7 +167,7 @@ class OpenAISchema(Schema):
 
 class ChatMessageSchema(OpenAISchema):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    content = Content(allow_none=True, validate=validate.Length(max=MAX_CONTENT_CHARS), metadata={
+    content = Content(load_default=None, allow_none=True, validate=validate.Length(max=MAX_CONTENT_CHARS), metadata={
         "oneOf": [{"type": "string", "maxLength": MAX_CONTENT_CHARS}, {"type": "array", "items": TEXT_PART}],
         "nullable": True, "description": "Required except in an assistant message with `tool_calls`"})
     name = fields.String(validate=validate.Length(min=1, max=64))
@@ -183,8 +182,7 @@ class ChatMessageSchema(OpenAISchema):
             raise ValidationError("A tool message needs the tool_call_id it answers.", "tool_call_id")
         if data.get("tool_calls") and data["role"] != "assistant":
             raise ValidationError("Only assistant messages carry tool calls.", "tool_calls")
-        # null content is no text (as it always was here); only an assistant's calls make it optional
-        if "content" not in data and not (data["role"] == "assistant" and data.get("tool_calls")):
+        if data.get("content") is None and not (data["role"] == "assistant" and data.get("tool_calls")):
             raise ValidationError("Missing data for required field.", "content")
 
 

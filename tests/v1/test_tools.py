@@ -139,7 +139,7 @@ def test_openai_compatible_servers_get_a_forced_tool_choice(v1, fake_llm):
     {"tools": [{"type": "code_interpreter"}]},
     {"tool_choice": "sometimes"},
     {"messages": [{"role": "tool", "content": "21"}]},
-    {"messages": [{"role": "user"}]},
+    {"messages": [{"role": "user", "content": None}]},
     {"messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "c", "function": {"name": "f"}}]}]},
 ])
 def test_malformed_tool_requests_are_400s(v1, fake_llm, body):
