@@ -12,7 +12,8 @@ from . import completions, embeddings, streaming
 from .errors import in_openai_shape
 from .responses import (COMPLETION_DOC, EmbeddingListSchema, OpenAIErrorSchema, OpenAIModelListSchema,
                         OpenAIModelSchema)
-from .schemas import ChatCompletionRequestSchema, EmbeddingRequestSchema
+from .embedding_schemas import EmbeddingRequestSchema
+from .schemas import ChatCompletionRequestSchema
 
 bp = Blueprint("v1", __name__, url_prefix="/v1", error_schema=OpenAIErrorSchema,
                description="OpenAI-compatible API: point any OpenAI SDK at /v1 with an API key (or an access token)")
