@@ -37,7 +37,11 @@ class Outcome:
 def describe(operation: str, response: requests.Response) -> Outcome:
     outcome = Outcome(operation, response.status_code, retry_after=response.headers.get("Retry-After"))
     if response.status_code >= 400:
-        outcome.code = response.json()["error"]["code"]
+        try:
+            outcome.code = response.json()["error"]["code"]
+        except (ValueError, KeyError, TypeError):
+            # Outside the JSON contract: keep what came, so the failure shows which server answered and how.
+            outcome.code = f"not JSON: {response.headers.get('Content-Type')} {response.text[:200]!r}"
     elif operation == "stream":
         outcome.events = parse_sse(response.content)
     return outcome
