@@ -2,6 +2,8 @@
 
 The fake provider is made slow on purpose: none of its waiting may show up in the figure.
 """
+import time
+
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
@@ -11,13 +13,25 @@ from tests.chat.conftest import OLLAMA_MODEL
 from bench.fake_model import Script
 from tests.support.sse import parse_sse
 
-PROVIDER_DELAY = 0.3  # seconds the provider takes; the gateway's own share is far below it
+PROVIDER_DELAY = 0.3  # seconds the provider takes; none of it may be counted as the gateway's
 
 
 def overhead_histogram(streaming: str) -> tuple[float, float]:
     labels = {"model": OLLAMA_MODEL, "streaming": streaming}
     return (REGISTRY.get_sample_value("chat_gateway_overhead_seconds_count", labels) or 0.0,
             REGISTRY.get_sample_value("chat_gateway_overhead_seconds_sum", labels) or 0.0)
+
+
+def timed(send):
+    """The response, read to its end, and the milliseconds that took: the provider's wait plus the gateway's.
+
+    The gateway's figure must leave the provider's wait out: it is at most the whole time less that wait,
+    however slow the machine (a fixed bound failed when a loaded database stalled a commit).
+    """
+    started = time.monotonic()
+    response = send()
+    response.get_data()
+    return response, (time.monotonic() - started) * 1000
 
 
 def assistant_meta(db_session, conversation_id) -> dict:
@@ -30,12 +44,12 @@ def test_whole_reply_reports_its_overhead_without_the_provider_wait(client, user
     fake_llm.script = Script(tokens=["Hello"], headers_delay=PROVIDER_DELAY)
     count, total = overhead_histogram("false")
 
-    response = client.post(f"/conversations/{conversation['id']}/messages", json={"content": "Hi"},
-                           headers=user.headers)
+    response, elapsed_ms = timed(lambda: client.post(f"/conversations/{conversation['id']}/messages",
+                                                     json={"content": "Hi"}, headers=user.headers))
 
     assert response.status_code == 200
     header_ms = float(response.headers["X-Gateway-Overhead-Ms"])
-    assert 0 < header_ms < PROVIDER_DELAY * 1000
+    assert 0 < header_ms <= elapsed_ms - PROVIDER_DELAY * 1000
     stored_ms = assistant_meta(db_session, conversation["id"])["timings"]["gatewayOverheadMs"]
     # The stored figure stops where the message is written; the header's goes on to the response.
     assert 0 < stored_ms <= header_ms
@@ -48,18 +62,19 @@ def test_stream_reports_its_overhead_without_the_provider_wait(client, user, con
     fake_llm.script = Script(tokens=["a", "b", "c"], first_token_delay=PROVIDER_DELAY, token_delay=0.05)
     count, total = overhead_histogram("true")
 
-    response = client.post(f"/conversations/{conversation['id']}/stream", json={"content": "Hi"},
-                           headers=user.headers)
+    response, elapsed_ms = timed(lambda: client.post(f"/conversations/{conversation['id']}/stream",
+                                                     json={"content": "Hi"}, headers=user.headers))
+    without_provider_ms = elapsed_ms - PROVIDER_DELAY * 1000
 
     assert response.status_code == 200
     assert [e["type"] for e in parse_sse(response.data)] == ["token", "token", "token", "end"]
     before_upstream_ms = float(response.headers["X-Gateway-Overhead-Ms"])
-    assert 0 < before_upstream_ms < PROVIDER_DELAY * 1000
+    assert 0 < before_upstream_ms <= without_provider_ms
     stored_ms = assistant_meta(db_session, conversation["id"])["timings"]["gatewayOverheadMs"]
-    assert before_upstream_ms <= stored_ms < PROVIDER_DELAY * 1000
+    assert before_upstream_ms <= stored_ms <= without_provider_ms
     new_count, new_total = overhead_histogram("true")
     assert new_count == count + 1
-    assert stored_ms / 1000 <= new_total - total < PROVIDER_DELAY
+    assert stored_ms / 1000 <= new_total - total <= without_provider_ms / 1000
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -67,11 +82,11 @@ def test_openai_route_reports_its_overhead(client, user, fake_llm, stream):
     fake_llm.script = Script(tokens=["Hi"], headers_delay=PROVIDER_DELAY)
     count, _ = overhead_histogram("true" if stream else "false")
 
-    response = client.post("/v1/chat/completions", headers=user.headers, json={
-        "model": OLLAMA_MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": stream})
+    response, elapsed_ms = timed(lambda: client.post("/v1/chat/completions", headers=user.headers, json={
+        "model": OLLAMA_MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": stream}))
 
     assert response.status_code == 200
-    assert 0 < float(response.headers["X-Gateway-Overhead-Ms"]) < PROVIDER_DELAY * 1000
+    assert 0 < float(response.headers["X-Gateway-Overhead-Ms"]) <= elapsed_ms - PROVIDER_DELAY * 1000
     response.close()
     assert overhead_histogram("true" if stream else "false")[0] == count + 1
 
