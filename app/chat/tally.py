@@ -1,7 +1,10 @@
 """One completion's tally, settled once when it ends: its usage row (billing data) and its telemetry."""
 from __future__ import annotations
 
-from ..llm import Usage
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..llm import ProviderError, Usage
 from ..metrics.definitions import CHAT_OUTCOMES
 from ..usage.recording import UsageLedger
 from .telemetry import CompletionTelemetry
@@ -40,3 +43,19 @@ class CompletionTally:
         self.telemetry.finish(outcome, usage=usage, cost=cost)
         if self.ledger is not None:
             self.ledger.write_alone(outcome=outcome, usage=usage, timings=self.telemetry.timings())
+
+
+@contextmanager
+def settled_if_failed(tally) -> Iterator[None]:
+    """Settle `tally` (anything with `finish(outcome)`) with the failure's outcome when the call inside fails.
+
+    Success is the caller's to settle, with the usage only it knows.
+    """
+    try:
+        yield
+    except ProviderError as exc:
+        tally.finish(exc.outcome)
+        raise
+    except BaseException:
+        tally.finish("internal_error")
+        raise

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..chat.replies import ask_whole
-from ..chat.tally import CompletionTally
+from ..chat.tally import CompletionTally, settled_if_failed
 from ..http.caller import Caller
-from ..llm import (PROVIDER_KINDS, Catalogue, Completion, GenerationOptions, ModelSpec, ProviderError, ProviderPool,
+from ..llm import (PROVIDER_KINDS, Catalogue, Completion, GenerationOptions, ModelSpec, ProviderPool,
                    UnknownModel, Usage)
 from ..usage.budgets import enforce_budget
 from ..usage.recording import UsageLedger
@@ -65,15 +65,9 @@ def prepare(*, session: Session, db_sessions: sessionmaker[Session], catalogue: 
 def complete(*, providers: ProviderPool, call: Call) -> dict[str, Any]:
     """The whole reply as a `chat.completion`; provider failures become 502/504 as on our own chat routes."""
     tally = CompletionTally(call.model.name, streaming=False, ledger=call.ledger)
-    try:
+    with settled_if_failed(tally):
         completion, usage = ask_whole(providers=providers, model=call.model, messages=call.messages,
                                       options=call.options, tally=tally)
-    except ProviderError as exc:
-        tally.finish(exc.outcome)
-        raise
-    except BaseException:
-        tally.finish("internal_error")
-        raise
     tally.finish("success", usage=usage)
     return {
         "id": call.id, "object": "chat.completion", "created": call.created, "model": call.model.name,
