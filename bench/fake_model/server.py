@@ -218,17 +218,20 @@ class FakeModelServer:
         script = self._next_script()
         request_id = http.header("X-Request-ID")
         fault = next((f for f in (FAULT_500, FAULT_HANG) if f in request_id), None)
-        self._opened_request()
+        # This request counts in the stats of its time: one still open across reset() must not move the new ones.
+        stats = self.stats
+        self._opened_request(stats)
         try:
-            keep = await self._answer(connection, request, script, fault, 10 if LONG_REPLY in request_id else 1)
+            keep = await self._answer(connection, request, script, fault, 10 if LONG_REPLY in request_id else 1,
+                                      stats)
             self._update(request, finished_at=time.monotonic())
             return keep
         except ClientGone:
-            self.stats.client_left += 1
+            stats.client_left += 1
             self._update(request, client_closed_at=time.monotonic())
             return False
         finally:
-            self.stats.open -= 1
+            stats.open -= 1
 
     async def _tokenize(self, connection: Connection, http: HttpRequest) -> bool:
         path = http.path.rstrip("/")
@@ -246,11 +249,11 @@ class FakeModelServer:
         await _send_json(connection, 200 if found is not None else 404, found or {"error": f"no route for {path}"})
         return True
 
-    def _opened_request(self) -> None:
-        self.stats.open += 1
-        self.stats.peak_open = max(self.stats.peak_open, self.stats.open)
+    def _opened_request(self, stats: Stats) -> None:
+        stats.open += 1
+        stats.peak_open = max(stats.peak_open, stats.open)
         for size, crowd in list(self._crowds.items()):
-            if self.stats.peak_open >= size and not crowd.done():
+            if stats.peak_open >= size and not crowd.done():
                 crowd.set_result(None)
 
     def _crowd(self, size: int) -> asyncio.Future:
@@ -263,17 +266,17 @@ class FakeModelServer:
         return crowd
 
     async def _answer(self, connection: Connection, request: ReceivedRequest, script: Script, fault: str | None,
-                      scale: int) -> bool:
+                      scale: int, stats: Stats) -> bool:
         protocol, body = request.protocol, request.body
         if script.refuse:
             connection.hang_up()
             return False
         if fault == FAULT_500:
-            self.stats.faults_500 += 1
+            stats.faults_500 += 1
             await _send_json(connection, 500, wire.error_body(protocol, "injected fault"))
             return True
         if fault == FAULT_HANG:
-            self.stats.faults_hang += 1
+            stats.faults_hang += 1
         if script.release_together:
             await connection.wait(self._crowd(script.release_together))
         await connection.pause(math.inf if fault == FAULT_HANG else script.headers_delay)
@@ -303,7 +306,7 @@ class FakeModelServer:
                 return True
             await _send_json(connection, 200, wire.whole_reply(request, script, reply))
             request.tokens_sent = len(reply.pieces)
-        self.stats.served += 1
+        stats.served += 1
         return True
 
     async def _stream(self, connection: Connection, request: ReceivedRequest, script: Script,
