@@ -74,9 +74,12 @@ def test_unreachable_provider_is_502(app_config, user, conversation, db_session,
         unreachable.extensions["db_engine"].dispose()
 
     assert response.status_code == 502
-    assert response.get_json()["error"] == {
-        "code": "provider_error", "details": {},
-        "message": "The model provider is unreachable or closed the connection."}
+    error = response.get_json()["error"]
+    assert error["code"] == "provider_error" and error["details"] == {}
+    # What a new user without a model server needs: which model, that nothing answered, and where to look.
+    assert error["message"] == ("None of the upstreams of model 'llama3.1' answered: the model server is down or "
+                                "unreachable. GET /health shows which model servers the gateway reaches.")
+    assert "127.0.0.1" not in error["message"]  # upstream URLs go to the log only
     assert_only_the_user_message(db_session, conversation)
 
 
