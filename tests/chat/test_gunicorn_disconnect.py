@@ -107,6 +107,9 @@ def test_clients_leaving_whole_replies_free_every_upstream_within_a_second(serve
     assert counted("chat_completions_total", outcome="timeout") == 0
     assert counted("chat_completions_total", outcome="provider_error") == 0
     assert counted("embedding_requests_total", outcome="client_disconnect") == EMBEDDINGS
+    # Not the gateway failing: 499 (nobody reads it), never a 5xx the alerts would count.
+    assert counted("http_requests_total", method="POST", status_code="499") == total
+    assert sum(counted("http_requests_total", status_code=f"50{digit}") for digit in range(10)) == 0
 
 
 def _send(url: str, path: str, body: dict, authorization: str) -> socket.socket:
