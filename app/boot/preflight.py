@@ -6,6 +6,7 @@ to fix; gunicorn.conf.py prints it and exits non-zero, before any worker exists.
 from __future__ import annotations
 
 import socket
+import threading
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -76,12 +77,18 @@ def default_model_unanswered(catalogue: Catalogue) -> str | None:
     """None when an upstream of the default model answers; else what to tell whoever just started the gateway.
 
     Asked once, before the workers start, within the model's connect timeout
-    (at most READY_CHECK_SECONDS): an unreachable server costs the start that long.
+    and at most READY_CHECK_SECONDS: a server away costs the start that long. The
+    check runs in a thread given that long, as a name lookup obeys no timeout.
     """
     spec = catalogue.resolve(None)
     upstreams = [spec.base_url]
     timeout = min(spec.timeouts.connect, READY_CHECK_SECONDS)
-    if any(answers(url, timeout) for url in upstreams):
+    found: list[bool] = []
+    check = threading.Thread(target=lambda: found.append(any(answers(url, timeout) for url in upstreams)),
+                             name="ready-check", daemon=True)
+    check.start()
+    check.join(READY_CHECK_SECONDS + 1)
+    if found and found[0]:
         return None
     where = ", ".join(f"{spec.provider} at {without_credentials(url)}" for url in upstreams)
     return (f"no upstream of the default model {spec.name} answers ({where}); its chats fail with 502 "

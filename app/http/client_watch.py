@@ -63,7 +63,8 @@ def _watch_in_greenlet(sock, cancel: Callable[[], None]) -> Callable[[], None]:
                 return _left(cancel) if verdict else None
 
     watcher = gevent.spawn(contextvars.copy_context().run, watch)  # its log line carries the request id
-    return lambda: watcher.kill(block=False)
+    # Blocking: once the call is over the watch is gone, before gunicorn reuses or closes the socket.
+    return watcher.kill
 
 
 def _watch_in_thread(sock, cancel: Callable[[], None]) -> Callable[[], None]:

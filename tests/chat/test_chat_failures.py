@@ -65,25 +65,30 @@ def test_failures_before_any_token_are_json_errors(client, user, conversation, f
     assert {k: after[k] - before[k] for k in after} == {**dict.fromkeys(after, 0), expected: 1}
 
 
-@pytest.mark.parametrize("endpoint", ["messages", "stream"])
-def test_unreachable_provider_is_502(app_config, user, conversation, db_session, endpoint):
+@pytest.mark.parametrize("endpoint", ["messages", "stream", "/v1/chat/completions", "/v1/embeddings"])
+def test_unreachable_provider_is_502(app_config, user, conversation, db_session, endpoint, caplog):
     # A second app over the same database, whose Ollama is a port where nothing listens.
-    unreachable = create_app({**app_config, "OLLAMA_BASE_URL": closed_port_url()})
+    url = closed_port_url()
+    unreachable = create_app({**app_config, "OLLAMA_BASE_URL": url})
+    bodies = {"/v1/chat/completions": {"model": OLLAMA_MODEL, "messages": [{"role": "user", "content": "Hi"}]},
+              "/v1/embeddings": {"model": OLLAMA_MODEL, "input": "Hi"}}
     try:
-        response = unreachable.test_client().post(f"/conversations/{conversation['id']}/{endpoint}",
-                                                  json={"content": "Hi there"}, headers=user.headers)
+        response = unreachable.test_client().post(
+            endpoint if endpoint in bodies else f"/conversations/{conversation['id']}/{endpoint}",
+            json=bodies.get(endpoint, {"content": "Hi there"}), headers=user.headers)
     finally:
         unreachable.extensions["llm"].providers.close()
         unreachable.extensions["db_engine"].dispose()
 
     assert response.status_code == 502
     error = response.get_json()["error"]
-    assert error["code"] == "provider_error" and error["details"] == {}
+    assert error["code"] == "provider_error" and error.get("details", {}) == {}
     # What a new user without a model server needs: which model, that nothing answered, and where to look.
     assert error["message"] == ("None of the upstreams of model 'llama3.1' answered: the model server is down or "
                                 "unreachable. GET /health shows which model servers the gateway reaches.")
-    assert "127.0.0.1" not in error["message"]  # upstream URLs go to the log only
-    assert_only_the_user_message(db_session, conversation)
+    assert url not in error["message"] and url in caplog.text  # the upstream's URL goes to the log only
+    if endpoint not in bodies:
+        assert_only_the_user_message(db_session, conversation)
 
 
 @pytest.mark.parametrize("mode", ["error", "drop"])

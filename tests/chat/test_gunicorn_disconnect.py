@@ -119,3 +119,26 @@ def _send(url: str, path: str, body: dict, authorization: str) -> socket.socket:
     sock.sendall(request_head("POST", path, {"Authorization": authorization, "Content-Type": "application/json",
                                              "Content-Length": str(len(data))}) + data)
     return sock
+
+
+def test_under_gthread_workers_a_thread_watches_and_frees_the_upstream_as_well(tmp_path, fake_llm):
+    # The watch's other half; what is stored and counted does not depend on the worker class, and is
+    # proved above on both databases, so this one runs on SQLite alone.
+    fake_llm.script = Script(hang=True)
+    env = {"LOG_LEVEL": "WARNING", "GUNICORN_WORKER_CLASS": "gthread", "PROVIDER_READ_TIMEOUT": "60"}
+    with gateway(tmp_path, fake_llm, workers=1, threads=8, env=env) as server:
+        http = logged_in(server)
+        conversation = http.conversation(title="gthread")
+        before = scrape(server.metrics_url)
+        clients = [_send(server.url, f"/conversations/{conversation}/messages", {"content": f"q{i}"},
+                         http.headers["Authorization"]) for i in range(4)]
+        assert fake_llm.wait_until(lambda: len(fake_llm.requests) == 4, timeout=20), server.log()
+        left = time.monotonic()
+        for client in clients:
+            client.close()
+
+        assert fake_llm.wait_until(lambda: all(r.client_closed_at for r in fake_llm.requests), timeout=5)
+        assert max(r.client_closed_at for r in fake_llm.requests) - left < 1
+        wait_until(lambda: scrape(server.metrics_url).total("chat_completions_total", outcome="client_disconnect")
+                   - before.total("chat_completions_total", outcome="client_disconnect") == 4,
+                   timeout=10, what="the chat counters")
