@@ -153,7 +153,9 @@ def when_ready(server):
         from app.metrics.usage import collector_for
 
         serve_from_master(settings.metrics_host, settings.metrics_port, settings.metrics_token, collector_for(settings))
-    server.log.info(preflight.summary(settings, catalogue, workers=workers, worker_class=worker_class))
+    unanswered = preflight.default_model_unanswered(catalogue)
+    ready = preflight.summary(settings, catalogue, workers=workers, worker_class=worker_class, unanswered=unanswered)
+    (server.log.warning if unanswered else server.log.info)(ready)
     server.handle_term = lambda: drain_then_stop(server)
 
 
@@ -167,6 +169,10 @@ def drain_then_stop(server):
 
 
 def post_worker_init(worker):
+    # The provider probe runs from each worker's start, so its first /health already knows what answers.
+    from app.health.probe import probe_for
+
+    probe_for(worker.wsgi).start()
     # SIGTERM reaches a worker at the end of the drain delay, or when a HUP reload replaces it:
     # its streams' grace starts then, and gunicorn's own handler stops the worker accepting.
     stop = signal.getsignal(signal.SIGTERM)

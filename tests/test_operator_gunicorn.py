@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from bench.fake_model import FakeModelServer
+from bench.fake_model import FakeModelServer, closed_port_url
 from tests.support.gateway import gateway, logged_in
 from tests.support.servers import Gunicorn, free_port, wait_until
 
@@ -144,3 +144,34 @@ def test_an_empty_access_log_setting_still_turns_access_lines_off(tmp_path):
     records = [json.loads(line) for line in server.log().splitlines() if line.strip()]
     assert not [r for r in records if r["logger"] == "gunicorn.access"]
     assert any(r["message"].startswith("gateway ready") for r in records)
+
+
+def test_with_no_model_server_the_gateway_says_so_from_the_start(tmp_path):
+    # A new user's first start, with no model server: every place they look says what is wrong.
+    url = closed_port_url()
+    env = {"OLLAMA_BASE_URL": url, "DEFAULT_MODEL": "llama3.1", "OLLAMA_MODELS": "", "MODELS_FILE": "",
+           "OPENAI_BASE_URL": "", "OPENAI_API_KEY": "", "LOG_FORMAT": "json",
+           "PROVIDER_PROBE_SECONDS": "3600"}  # only the probe at each worker's start can have run
+    with Gunicorn(tmp_path, workers=2, env=env) as server:
+        server.wait_for_workers(2)
+
+        def records():
+            return [json.loads(line) for line in server.log().splitlines() if line.strip()]
+
+        # Each worker probes at its start, with no /health asked yet.
+        down = wait_until(lambda: len(found := [r for r in records() if r["message"] == f"provider ollama at {url} is down"])
+                          == 2 and found, timeout=15, what="each worker's first probe")
+        assert len({r["pid"] for r in down}) == 2
+        health = requests.get(f"{server.url}/health", timeout=5).json()
+        assert [p["status"] for p in health["providers"]] == ["down"]
+
+        client = logged_in(server)
+        answer = client.post(f"/conversations/{client.conversation()}/messages", json={"content": "hello?"})
+        assert answer.status_code == 502
+        message = answer.json()["error"]["message"]
+        assert "'llama3.1'" in message and "None of the upstreams" in message and "/health" in message
+        assert "127.0.0.1" not in message  # the URL is in the log, for the operator
+    [ready] = [r for r in records() if r["message"].startswith("gateway ready")]
+    assert ready["level"] == "WARNING"
+    assert f"no upstream of the default model llama3.1 answers (ollama at {url})" in ready["message"]
+    assert any(url in r["message"] and r["level"] == "WARNING" and "request to" in r["message"] for r in records())

@@ -6,6 +6,7 @@ to fix; gunicorn.conf.py prints it and exits non-zero, before any worker exists.
 from __future__ import annotations
 
 import socket
+import threading
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -14,8 +15,10 @@ from sqlalchemy.pool import NullPool
 
 from ..config import ConfigError, Settings
 from ..llm import Catalogue
+from ..llm.reach import answers, without_credentials
 
 DATABASE_CONNECT_TIMEOUT = 5
+READY_CHECK_SECONDS = 2.0
 
 
 class StartupError(ConfigError):
@@ -58,10 +61,35 @@ def describe_database(url: str) -> str:
     return f"{kind} {parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database}"
 
 
-def summary(settings: Settings, catalogue: Catalogue, *, workers: int, worker_class: str) -> str:
+def summary(settings: Settings, catalogue: Catalogue, *, workers: int, worker_class: str,
+            unanswered: str | None = None) -> str:
+    """The ready line; `unanswered` (from default_model_unanswered) ends it with its warning."""
     metrics = (f"http://{settings.metrics_host}:{settings.metrics_port}/metrics" if settings.metrics_port
                else "off (METRICS_PORT=0)")
     models = ", ".join(f"{spec.name} ({spec.provider})" for spec in catalogue)
-    return (f"gateway ready: API http://{settings.api_host}:{settings.api_port}, metrics {metrics}, "
+    line = (f"gateway ready: API http://{settings.api_host}:{settings.api_port}, metrics {metrics}, "
             f"database {describe_database(settings.database_url)}, models {models}, "
             f"default {catalogue.default_model}, {workers} {worker_class} workers, log format {settings.log_format}")
+    return f"{line}; WARNING: {unanswered}" if unanswered else line
+
+
+def default_model_unanswered(catalogue: Catalogue) -> str | None:
+    """None when an upstream of the default model answers; else what to tell whoever just started the gateway.
+
+    Asked once, before the workers start, within the model's connect timeout
+    and at most READY_CHECK_SECONDS: a server away costs the start that long. The
+    check runs in a thread given that long, as a name lookup obeys no timeout.
+    """
+    spec = catalogue.resolve(None)
+    upstreams = [spec.base_url]
+    timeout = min(spec.timeouts.connect, READY_CHECK_SECONDS)
+    found: list[bool] = []
+    check = threading.Thread(target=lambda: found.append(any(answers(url, timeout) for url in upstreams)),
+                             name="ready-check", daemon=True)
+    check.start()
+    check.join(READY_CHECK_SECONDS + 1)
+    if found and found[0]:
+        return None
+    where = ", ".join(f"{spec.provider} at {without_credentials(url)}" for url in upstreams)
+    return (f"no upstream of the default model {spec.name} answers ({where}); its chats fail with 502 "
+            "until one does, and GET /health shows each model server's state")

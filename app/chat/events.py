@@ -17,6 +17,7 @@ from ..boot import draining
 from ..errors import DatabaseUnavailable, database_unreachable
 from ..llm import GenerationOptions, ModelSpec, ProviderError, ProviderPool, Usage
 from ..llm.calls import UpstreamCall
+from ..llm.errors import naming_model
 from ..llm.tokenizer import start_count
 from .relay import End, Failure, Relay, Token
 from .replies import reply_usage
@@ -36,8 +37,9 @@ def start_relay(*, providers: ProviderPool, model: ModelSpec, messages: list[dic
     client = providers.client_for(model)
 
     def open_stream(call: UpstreamCall):
-        return client.stream(model=model.upstream_model, messages=messages, options=options,
-                             timeouts=model.timeouts, call=call)
+        with naming_model(model.name):
+            return client.stream(model=model.upstream_model, messages=messages, options=options,
+                                 timeouts=model.timeouts, call=call)
 
     relay = Relay(open_stream, total_seconds=model.timeouts.total,
                   prompt_count=start_count(client, model, messages, options.tools)).start()

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..http.client_watch import cancelled_if_client_leaves
 from ..llm import Completion, GenerationOptions, ModelSpec, ProviderPool, Usage
+from ..llm.calls import UpstreamCall
+from ..llm.errors import naming_model
 from ..llm.types import COUNTED_BY_CHARACTERS, COUNTED_BY_CHUNKS, COUNTED_BY_TOKENIZER
 from .context import estimate_tokens, prompt_tokens
 from .schemas import UsageSchema
@@ -13,9 +16,14 @@ _usage_schema = UsageSchema()
 
 def ask_whole(*, providers: ProviderPool, model: ModelSpec, messages: list[dict],
               options: GenerationOptions, tally) -> tuple[Completion, Usage]:
-    """The provider's whole reply and its usage; the tally's clock stops counting our time meanwhile."""
-    completion = providers.client_for(model).complete(model=model.upstream_model, messages=messages,
-                                                      options=options, timeouts=model.timeouts)
+    """The provider's whole reply and its usage; the tally's clock stops counting our time meanwhile.
+
+    A client that closes its connection meanwhile cancels the call: ClientLeft.
+    """
+    call = UpstreamCall(model.timeouts.total)
+    with naming_model(model.name), cancelled_if_client_leaves(call.cancel):
+        completion = providers.client_for(model).complete(model=model.upstream_model, messages=messages,
+                                                          options=options, timeouts=model.timeouts, call=call)
     tally.clock.upstream_done()
     text = completion.content + "".join(call.name + call.arguments for call in completion.tool_calls)
     return completion, reply_usage(messages, text, completion.usage)

@@ -51,11 +51,11 @@ def start_turn(*, session: Session, db_sessions: sessionmaker[Session], catalogu
     spec = catalogue.resolve_chat(data.get("model") or conversation.model)
     caller.check_model(spec.name)
     enforce_budget(session=session, org_id=conversation.org_id, api_key_id=caller.api_key_id)
-    options = GenerationOptions(
+    options = spec.limited(GenerationOptions(
         temperature=_first_set(data.get("temperature"), conversation.temperature),
         top_p=_first_set(data.get("top_p"), conversation.top_p),
         max_tokens=data.get("max_tokens"),
-    )
+    ))
     prompt = build_prompt(
         system_prompt=conversation.system_prompt,
         recent_first=_recent_messages(session, conversation.id, limit=history_limit(context_budget)),

@@ -1,11 +1,10 @@
 """Whether each model provider answers, probed in the background and read from a cache by /health.
 
-Per worker process: the probe starts on the first /health a process serves
-(after the fork, so no thread is copied into a child), then checks every
-provider once per PROVIDER_PROBE_SECONDS. Any HTTP answer counts as reachable
-(an OpenAI-compatible server answers 401 without a key, which is fine): the
-question is whether the gateway can reach it, not whether a model is loaded.
-No API key is sent. Under gevent the thread is a greenlet.
+Per worker process: gunicorn starts the probe in each worker as it starts
+(after the fork, so no thread is copied into a child; other servers start it
+on the first /health), then it checks every provider once per
+PROVIDER_PROBE_SECONDS, so the first /health already knows. What counts as
+reachable is llm.reach's test. Under gevent the thread is a greenlet.
 """
 from __future__ import annotations
 
@@ -16,12 +15,11 @@ import time
 import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from urllib.parse import urlsplit
 
-import requests
 from flask import Flask
 
 from ..llm import Catalogue
+from ..llm.reach import answers, without_credentials
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT = 5.0
@@ -46,24 +44,30 @@ class ProviderProbe:
         self._lock = threading.Lock()
         self._pid: int | None = None
 
-    def snapshot(self) -> list[dict]:
-        """The last result for every provider, starting this process's probe if it is not running yet."""
+    def start(self) -> ProviderProbe:
+        """Start this process's probe, unless it runs already."""
         with self._lock:
             if self._pid != os.getpid():
                 self._pid = os.getpid()
                 threading.Thread(target=_run, args=(weakref.ref(self),), name="provider-probe", daemon=True).start()
+        return self
+
+    def snapshot(self) -> list[dict]:
+        """The last result for every provider, starting this process's probe if it is not running yet."""
+        self.start()
+        with self._lock:
             results = dict(self._results)
         return [{"provider": t.provider, "models": list(t.models), **results[t]} for t in self.targets]
 
     def check_all(self) -> None:
         for target in self.targets:
-            status = "up" if _answers(target.base_url) else "down"
+            status = "up" if answers(target.base_url, PROBE_TIMEOUT) else "down"
             with self._lock:
                 previous = self._results[target]["status"]
                 self._results[target] = {"status": status, "checked_at": datetime.now(timezone.utc)}
             # Changes only, and not the first "up": the log says when a provider went away or came back.
             if status != previous and (previous != "unknown" or status == "down"):
-                log.warning("provider %s at %s is %s", target.provider, _without_credentials(target.base_url), status)
+                log.warning("provider %s at %s is %s", target.provider, without_credentials(target.base_url), status)
 
 
 def probe_for(app: Flask) -> ProviderProbe:
@@ -88,16 +92,3 @@ def _run(ref: weakref.ref) -> None:
         interval = probe.interval
         del probe
         time.sleep(interval)
-
-
-def _answers(url: str) -> bool:
-    try:
-        requests.get(url, timeout=PROBE_TIMEOUT, allow_redirects=False, stream=True).close()
-        return True
-    except requests.RequestException:
-        return False
-
-
-def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    return parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl()

@@ -52,6 +52,8 @@ ERROR_STATUSES: dict[int, tuple[str, dict[str, str]]] = {
     429: ("Over a limit; `Retry-After` says when to come back", {
         "too_many_requests": "a rate limit, an API key's `requestsPerMinute` too", "too_many_streams": "open streams per user",
         "budget_exceeded": "the organisation's or the API key's monthly budget"}),
+    499: ("The client closed its connection before its whole reply was ready; nobody reads this answer, "
+          "it is for the access log and metrics", {"client_closed_request": ""}),
     502: ("The model provider is unreachable or failed", {"provider_error": ""}),
     503: ("Out of capacity for now; `Retry-After` says when to try again", {
         "database_unavailable": "", "database_busy": "", "chat_capacity": "",

@@ -23,6 +23,7 @@ environment variable that holds its key (`api_key_env`).
         input_price: 0.15           # USD per million prompt tokens (optional: no price, no cost)
         output_price: "0.60"        # USD per million completion tokens; strings keep every digit
         count_prompt_tokens: true   # ask the server's /tokenize when a stream reports no usage (default true)
+        default_max_tokens: 1024    # the reply's token limit when a request sets none (default: the server's)
       nomic-embed-text:
         provider: ollama
         base_url: http://localhost:11434
@@ -48,7 +49,8 @@ from .types import CHAT, EMBEDDINGS, ModelSpec, Timeouts
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 OPENAI_DEFAULT_MODELS = "gpt-4o-mini"
 _ENTRY_KEYS = {"provider", "base_url", "upstream_model", "api_key_env", "connect_timeout", "read_timeout",
-               "total_timeout", "input_price", "output_price", "kind", "count_prompt_tokens"}
+               "total_timeout", "input_price", "output_price", "kind", "count_prompt_tokens",
+               "default_max_tokens"}
 MODEL_KINDS = (CHAT, EMBEDDINGS)
 
 
@@ -183,6 +185,7 @@ def _entry(name: str, entry: Any, timeouts: Timeouts, environ: Mapping[str, str]
         output_price=_price(entry.get("output_price"), f"{where}: output_price"),
         kind=kind,
         count_prompt_tokens=count_prompt_tokens,
+        default_max_tokens=_token_count(entry.get("default_max_tokens"), f"{where}: default_max_tokens"),
     )
 
 
@@ -205,6 +208,14 @@ def _positive(value: Any, what: str) -> float:
     if number <= 0:
         raise CatalogueError(f"{what}: must be positive")
     return number
+
+
+def _token_count(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CatalogueError(f"{what}: expected a whole number of tokens, 1 or more, got {value!r}")
+    return value
 
 
 def _price(value: Any, what: str) -> Decimal | None:

@@ -7,8 +7,11 @@ goes to the log.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import requests
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 
 from ..errors import ApiError
 
@@ -34,12 +37,55 @@ class ProviderTimeout(ProviderError):
     default_message = "The model provider timed out."
 
 
+class ClientLeft(ProviderError):
+    """The gateway cancelled the call because nobody wants the answer any more: the client left.
+
+    Nobody reads this response; 499 (nginx's "client closed request") keeps it
+    out of the 5xx a dashboard counts as the gateway failing.
+    """
+
+    status = 499
+    code = "client_closed_request"
+    outcome = "client_disconnect"
+    default_message = "The client closed its connection before the reply was ready."
+
+
+class ProviderUnreachable(ProviderError):
+    """No upstream of the model answered: refused, unresolvable, or not connected within the connect timeout.
+
+    The message is built here alone, for every route and every way of choosing
+    an upstream; it names the catalogue model, never an upstream's URL (that is
+    for the log).
+    """
+
+    def __init__(self, model: str | None = None):
+        self.model = model
+        super().__init__(unreachable_message(model))
+
+
+def unreachable_message(model: str | None) -> str:
+    named = f"model {model!r}" if model else "this model"
+    return (f"None of the upstreams of {named} answered: the model server is down or unreachable. "
+            "GET /health shows which model servers the gateway reaches.")
+
+
+@contextmanager
+def naming_model(name: str) -> Iterator[None]:
+    """An unreachable-provider error raised inside names the catalogue model `name`."""
+    try:
+        yield
+    except ProviderUnreachable as exc:
+        if exc.model is not None:
+            raise
+        raise ProviderUnreachable(name) from None
+
+
 def cut_short(call) -> ProviderError | None:
     """Why the gateway cut an UpstreamCall short, if it did: its deadline, or the client leaving."""
     if call is not None and call.expired:
         return ProviderTimeout("The model provider did not finish within the deadline.")
     if call is not None and call.cancelled:
-        return ProviderError("The upstream call was cancelled.")
+        return ClientLeft()
     return None
 
 
@@ -51,8 +97,8 @@ def translate(exc: requests.RequestException, call=None) -> ProviderError:
     # requests reports a read timeout in the middle of a body as a ConnectionError
     # wrapping urllib3's ReadTimeoutError, and a connect timeout as a Timeout:
     # only the first two are the provider being slow, the last is it being away.
-    if isinstance(exc, requests.ConnectTimeout):
-        return ProviderError("The model provider is unreachable.")
+    if isinstance(exc, requests.ConnectTimeout) or _never_connected(exc):
+        return ProviderUnreachable()
     if isinstance(exc, requests.Timeout) or (
         exc.args and isinstance(exc.args[0], ReadTimeoutError)
     ):
@@ -60,6 +106,12 @@ def translate(exc: requests.RequestException, call=None) -> ProviderError:
     if isinstance(exc, requests.ConnectionError):
         return ProviderError("The model provider is unreachable or closed the connection.")
     return ProviderError()
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    """Refused or unresolvable: requests wraps urllib3's NewConnectionError in a MaxRetryError."""
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)
 
 
 class UnsupportedParameter(ApiError):

@@ -15,7 +15,7 @@ import requests
 from ..http import request_id
 from ..logs import fingerprint
 from .calls import CancellableAdapter, UpstreamCall
-from .errors import ProviderError, translate
+from .errors import ClientLeft, ProviderError, translate
 from .stream import ProviderStream
 from .types import Completion, Embeddings, GenerationOptions, StreamPiece, Timeouts
 
@@ -72,25 +72,28 @@ class ChatProvider:
     def parse_stream_line(self, line: str) -> StreamPiece | None:
         raise NotImplementedError
 
-    def complete(self, *, model: str, messages: list[dict[str, Any]],
-                 options: GenerationOptions, timeouts: Timeouts) -> Completion:
-        """The whole reply; ProviderTimeout when it takes longer than `timeouts.total` in all."""
+    def complete(self, *, model: str, messages: list[dict[str, Any]], options: GenerationOptions,
+                 timeouts: Timeouts, call: UpstreamCall | None = None) -> Completion:
+        """The whole reply; ProviderTimeout when it takes longer than `timeouts.total` in all.
+
+        `call` lets another thread (or greenlet) cancel it: a client that left.
+        """
         payload = self.payload(model=model, messages=messages, options=options, stream=False)
-        return self._whole(self.path, payload, timeouts, self.parse_completion)
+        return self._whole(self.path, payload, timeouts, self.parse_completion, call)
 
     def embed(self, *, model: str, inputs: list[str] | list[list[int]], dimensions: int | None,
-              timeouts: Timeouts) -> Embeddings:
+              timeouts: Timeouts, call: UpstreamCall | None = None) -> Embeddings:
         """One vector per input, in order; ProviderTimeout when it takes longer than `timeouts.total`."""
         payload = self.embed_payload(model=model, inputs=inputs, dimensions=dimensions)
-        embeddings = self._whole(self.embed_path, payload, timeouts, self.parse_embeddings)
+        embeddings = self._whole(self.embed_path, payload, timeouts, self.parse_embeddings, call)
         if len(embeddings.vectors) != len(inputs):
             log.warning("%s at %s sent %d vectors for %d inputs", self.kind, self.base_url,
                         len(embeddings.vectors), len(inputs))
             raise ProviderError("The model provider sent an unreadable answer.")
         return embeddings
 
-    def _whole(self, path: str, payload: dict[str, Any], timeouts: Timeouts, parse):
-        call = UpstreamCall(timeouts.total)
+    def _whole(self, path: str, payload: dict[str, Any], timeouts: Timeouts, parse, call: UpstreamCall | None):
+        call = call or UpstreamCall(timeouts.total)
         try:
             response = self._post(payload, timeouts=timeouts, stream=False, call=call, path=path)
         finally:
@@ -134,8 +137,12 @@ class ChatProvider:
                     timeout=(timeouts.connect, timeouts.read), stream=stream,
                 )
         except requests.RequestException as exc:
-            log.warning("%s request to %s failed: %r", self.kind, self.base_url, exc)
-            raise translate(exc, call) from None
+            error = translate(exc, call)
+            if isinstance(error, ClientLeft):  # our doing, not the provider's failure
+                log.info("%s request to %s cancelled: the client left", self.kind, self.base_url)
+            else:
+                log.warning("%s request to %s failed: %r", self.kind, self.base_url, exc)
+            raise error from None
         if response.status_code >= 400:
             detail = _error_detail(response)
             log.warning("%s at %s answered %s: body %s", self.kind, self.base_url,

@@ -1,7 +1,7 @@
 """The data that crosses the model layer's boundary, in one shape each."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +38,14 @@ class ModelSpec:
     kind: str = CHAT  # EMBEDDINGS models are refused by the chat routes
     # Ask the server's tokenizer for the prompt's tokens when a stream reports no usage (OpenAI-compatible only).
     count_prompt_tokens: bool = True
+    # The reply's token limit when a request sets none: a small CPU model otherwise writes to its whole context.
+    default_max_tokens: int | None = None
+
+    def limited(self, options: GenerationOptions) -> GenerationOptions:
+        """`options` with this model's default_max_tokens, when the request named no limit of its own."""
+        if self.default_max_tokens is None or options.max_tokens is not None or options.max_completion_tokens is not None:
+            return options
+        return replace(options, max_tokens=self.default_max_tokens)
 
 
 @dataclass(frozen=True)

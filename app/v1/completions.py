@@ -48,9 +48,10 @@ def prepare(*, session: Session, db_sessions: sessionmaker[Session], catalogue: 
     except UnknownModel:
         raise ModelNotFound(data["model"]) from None
     caller.check_model(spec.name)
-    options = GenerationOptions(**{key: data[key] for key in _OPTIONS if data.get(key) is not None},
-                                # null is "not set", for unknown parameters as for known ones
-                                extra={key: value for key, value in data.items() if key not in _NAMED and value is not None})
+    options = spec.limited(GenerationOptions(
+        **{key: data[key] for key in _OPTIONS if data.get(key) is not None},
+        # null is "not set", for unknown parameters as for known ones
+        extra={key: value for key, value in data.items() if key not in _NAMED and value is not None}))
     messages = [_message(m) for m in data["messages"]]
     PROVIDER_KINDS[spec.provider].refuse_unsupported(options, messages)
     enforce_budget(session=session, org_id=caller.org_id, api_key_id=caller.api_key_id)

@@ -19,9 +19,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..http import request_id
 from ..http.caller import Caller
+from ..http.client_watch import cancelled_if_client_leaves
 from ..chat.context import estimate_tokens
 from ..chat.tally import settled_if_failed
 from ..llm import PROVIDER_KINDS, Catalogue, ModelSpec, ProviderPool, UnknownModel, Usage
+from ..llm.calls import UpstreamCall
+from ..llm.errors import naming_model
 from ..llm.types import COUNTED_BY_CHARACTERS, COUNTED_BY_TOKENIZER
 from ..metrics.definitions import (CHAT_OUTCOMES, EMBEDDING_COST, EMBEDDING_DURATION, EMBEDDING_INPUTS,
                                    EMBEDDING_REQUESTS, EMBEDDING_TOKENS)
@@ -48,9 +51,10 @@ def create(*, session: Session, db_sessions: sessionmaker[Session], catalogue: C
     session.rollback()  # no connection is held during the provider call
     tally = EmbeddingTally(spec, UsageLedger(db_sessions=db_sessions, model=spec, user_id=caller.user_id,
                                                      org_id=caller.org_id, api_key_id=caller.api_key_id))
-    with settled_if_failed(tally):
+    call = UpstreamCall(spec.timeouts.total)
+    with settled_if_failed(tally), naming_model(spec.name), cancelled_if_client_leaves(call.cancel):
         result = providers.client_for(spec).embed(model=spec.upstream_model, inputs=inputs,
-                                                  dimensions=data.get("dimensions"), timeouts=spec.timeouts)
+                                                  dimensions=data.get("dimensions"), timeouts=spec.timeouts, call=call)
     usage = _usage(inputs, token_input, result.prompt_tokens)
     tally.finish("success", usage=usage, inputs=len(inputs))
     encode = _base64 if data["encoding_format"] == "base64" else list

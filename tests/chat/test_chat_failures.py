@@ -1,10 +1,13 @@
 """Provider failures: status, body and database state for each, before and during a stream."""
+import socket
+import threading
+
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from app import create_app
-from app.models import Conversation, Message, MessageRole
+from app.models import Conversation, Message, MessageRole, UsageRecord
 from tests.chat.conftest import OLLAMA_MODEL, OPENAI_MODEL
 from tests.support.sse import parse_sse as sse_events
 from bench.fake_model import Script, closed_port_url
@@ -62,22 +65,30 @@ def test_failures_before_any_token_are_json_errors(client, user, conversation, f
     assert {k: after[k] - before[k] for k in after} == {**dict.fromkeys(after, 0), expected: 1}
 
 
-@pytest.mark.parametrize("endpoint", ["messages", "stream"])
-def test_unreachable_provider_is_502(app_config, user, conversation, db_session, endpoint):
+@pytest.mark.parametrize("endpoint", ["messages", "stream", "/v1/chat/completions", "/v1/embeddings"])
+def test_unreachable_provider_is_502(app_config, user, conversation, db_session, endpoint, caplog):
     # A second app over the same database, whose Ollama is a port where nothing listens.
-    unreachable = create_app({**app_config, "OLLAMA_BASE_URL": closed_port_url()})
+    url = closed_port_url()
+    unreachable = create_app({**app_config, "OLLAMA_BASE_URL": url})
+    bodies = {"/v1/chat/completions": {"model": OLLAMA_MODEL, "messages": [{"role": "user", "content": "Hi"}]},
+              "/v1/embeddings": {"model": OLLAMA_MODEL, "input": "Hi"}}
     try:
-        response = unreachable.test_client().post(f"/conversations/{conversation['id']}/{endpoint}",
-                                                  json={"content": "Hi there"}, headers=user.headers)
+        response = unreachable.test_client().post(
+            endpoint if endpoint in bodies else f"/conversations/{conversation['id']}/{endpoint}",
+            json=bodies.get(endpoint, {"content": "Hi there"}), headers=user.headers)
     finally:
         unreachable.extensions["llm"].providers.close()
         unreachable.extensions["db_engine"].dispose()
 
     assert response.status_code == 502
-    assert response.get_json()["error"] == {
-        "code": "provider_error", "details": {},
-        "message": "The model provider is unreachable or closed the connection."}
-    assert_only_the_user_message(db_session, conversation)
+    error = response.get_json()["error"]
+    assert error["code"] == "provider_error" and error.get("details", {}) == {}
+    # What a new user without a model server needs: which model, that nothing answered, and where to look.
+    assert error["message"] == ("None of the upstreams of model 'llama3.1' answered: the model server is down or "
+                                "unreachable. GET /health shows which model servers the gateway reaches.")
+    assert url not in error["message"] and url in caplog.text  # the upstream's URL goes to the log only
+    if endpoint not in bodies:
+        assert_only_the_user_message(db_session, conversation)
 
 
 @pytest.mark.parametrize("mode", ["error", "drop"])
@@ -161,3 +172,39 @@ def test_a_whole_reply_that_outlasts_its_total_deadline_is_a_504(client, user, c
 
     assert response.status_code == 504 and response.get_json()["error"]["code"] == "provider_timeout"
     assert_only_the_user_message(db_session, conversation)
+
+
+@pytest.mark.parametrize("app_overrides", [{"PROVIDER_READ_TIMEOUT": "30"}])  # freed by the client, not by a timeout
+@pytest.mark.parametrize("path", ["messages", "/v1/chat/completions"])
+def test_a_client_leaving_a_whole_reply_frees_the_upstream_and_counts_as_client_disconnect(
+        client, user, conversation, fake_llm, db_session, path):
+    # The test client has no socket of its own: it gets one, as gunicorn's, whose other end the "client" closes.
+    fake_llm.script = Script(hang=True)
+    ours, theirs = socket.socketpair()
+    url = f"/conversations/{conversation['id']}/messages" if path == "messages" else path
+    body = ({"content": "Hi there"} if path == "messages"
+            else {"model": OLLAMA_MODEL, "messages": [{"role": "user", "content": "Hi there"}]})
+    before = outcomes(OLLAMA_MODEL, "false")
+
+    def leave_once_asked():
+        if fake_llm.wait_until(lambda: fake_llm.requests, timeout=10):
+            theirs.close()
+
+    leaving = threading.Thread(target=leave_once_asked)
+    leaving.start()
+    try:
+        response = client.post(url, json=body, headers=user.headers, environ_overrides={"gunicorn.socket": ours})
+    finally:
+        leaving.join()
+        ours.close()
+
+    assert fake_llm.last_request.client_closed_at is not None
+    assert response.status_code == 499  # nobody reads it; the access log and the 5xx ratio see no failure
+    assert response.get_json()["error"]["code"] == "client_closed_request"
+    after = outcomes(OLLAMA_MODEL, "false")
+    assert {k: after[k] - before[k] for k in after} == {**dict.fromkeys(after, 0), "client_disconnect": 1}
+    db_session.expire_all()
+    [record] = db_session.scalars(select(UsageRecord).where(UsageRecord.user_id == user.id)).all()
+    assert record.outcome == "client_disconnect"
+    if path == "messages":
+        assert_only_the_user_message(db_session, conversation)

@@ -95,6 +95,10 @@ def test_json_file_uses_default_model_setting(tmp_path):
     ({"provider": "ollama", "base_url": "http://x", "api_key": "sk-inline"}, "unknown keys"),
     ({"provider": "openai", "base_url": "http://x", "api_key_env": "MISSING_KEY"}, "MISSING_KEY is not set"),
     ({"provider": "ollama", "base_url": "http://x", "read_timeout": 0}, "must be positive"),
+    ({"provider": "ollama", "base_url": "http://x", "default_max_tokens": 0}, "default_max_tokens: expected a whole"),
+    ({"provider": "ollama", "base_url": "http://x", "default_max_tokens": "512"}, "default_max_tokens: expected"),
+    ({"provider": "ollama", "base_url": "http://x", "default_max_tokens": 1.5}, "default_max_tokens: expected"),
+    ({"provider": "ollama", "base_url": "http://x", "default_max_tokens": True}, "default_max_tokens: expected"),
 ])
 def test_bad_file_entries_fail_at_start(tmp_path, entry, message):
     path = write(tmp_path, "models.json", json.dumps({"default_model": "m", "models": {"m": entry}}))
@@ -113,3 +117,21 @@ def test_default_model_must_be_in_the_file(tmp_path):
 def test_unreadable_file(tmp_path):
     with pytest.raises(CatalogueError, match="cannot read MODELS_FILE"):
         load_catalogue(settings(MODELS_FILE=str(tmp_path / "missing.yaml")), environ={})
+
+
+def test_default_max_tokens_is_per_model_and_unset_by_default(tmp_path):
+    path = write(tmp_path, "models.yaml", """
+models:
+  llama3.1:
+    provider: ollama
+    base_url: http://localhost:11434
+    default_max_tokens: 512
+  other:
+    provider: ollama
+    base_url: http://localhost:11434
+""")
+    catalogue = load_catalogue(settings(MODELS_FILE=path), environ={})
+
+    assert catalogue.get("llama3.1").default_max_tokens == 512
+    assert catalogue.get("other").default_max_tokens is None
+    assert load_catalogue(settings(), environ={}).get("llama3.1").default_max_tokens is None

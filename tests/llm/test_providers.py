@@ -5,6 +5,7 @@ import pytest
 
 from app.llm import GenerationOptions, ProviderError, ProviderTimeout, Timeouts
 from app.llm.calls import UpstreamCall
+from app.llm.errors import ProviderUnreachable, unreachable_message
 from app.llm.ollama import OllamaProvider
 from app.llm.openai import OpenAIProvider
 from bench.fake_model import Script, closed_port_url
@@ -129,8 +130,8 @@ def test_connection_refused(call):
         call(client)
     client.close()
 
-    assert type(caught.value) is ProviderError
-    assert caught.value.message == "The model provider is unreachable or closed the connection."
+    assert type(caught.value) is ProviderUnreachable and caught.value.status == 502
+    assert caught.value.message == unreachable_message(None)  # the model layer names the catalogue model
 
 
 @pytest.mark.parametrize("call", [complete, stream])

@@ -1,16 +1,21 @@
 """Two gateway instances sharing one PostgreSQL behind HAProxy (monitoring/haproxy/haproxy.cfg),
 both scraped by Prometheus through the file_sd targets."""
+import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import requests
 
+from bench.fake_model import Script
 from tests.monitoring.conftest import IN_CI
 from tests.monitoring.prometheus_server import Prometheus
+from tests.support.gateway import chat_env
 from tests.support.metrics import parse
+from tests.support.raw_http import connect, request_head
 from tests.support.servers import ROOT, Gunicorn, ManagedProcess, free_port, wait_until
 
 pytestmark = pytest.mark.slow
@@ -53,10 +58,10 @@ def livez_served(gateway: Gunicorn) -> float:
 
 
 def test_two_instances_serve_through_haproxy_and_prometheus_scrapes_both(tmp_path, haproxy_bin, prometheus_bin,
-                                                                           _postgres):
+                                                                           _postgres, fake_llm):
     _postgres.truncate()
-    first = Gunicorn(tmp_path / "one", database_url=_postgres.url, workers=2)
-    second = Gunicorn(tmp_path / "two", database_url=_postgres.url, workers=2)
+    first = Gunicorn(tmp_path / "one", database_url=_postgres.url, workers=2, env=chat_env(fake_llm))
+    second = Gunicorn(tmp_path / "two", database_url=_postgres.url, workers=2, env=chat_env(fake_llm))
     with first, second, HAProxy(tmp_path, haproxy_bin, [first, second]) as proxy, \
             Prometheus(tmp_path, target=f"127.0.0.1:{first.metrics_port},127.0.0.1:{second.metrics_port}",
                        prometheus_bin=prometheus_bin) as prometheus:
@@ -94,3 +99,16 @@ def test_two_instances_serve_through_haproxy_and_prometheus_scrapes_both(tmp_pat
         wait_until(summed, timeout=30, interval=0.5, what="a scrape of both instances after the traffic")
         per_instance = prometheus.query('count by (instance) (up{job="ai-chat-gateway"} == 1)')
         assert len(per_instance) == 2
+
+        # A client leaving a whole reply through HAProxy frees the model server too (option abortonclose).
+        fake_llm.script = Script(hang=True)
+        token = requests.post(f"{proxy.url}/auth/login", json=credentials, timeout=10).json()["accessToken"]
+        body = json.dumps({"model": "llama3.1", "messages": [{"role": "user", "content": "hello?"}]}).encode()
+        with connect(proxy.url, timeout=10) as client:
+            client.sendall(request_head("POST", "/v1/chat/completions", {
+                "Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                "Content-Length": str(len(body))}) + body)
+            assert fake_llm.wait_until(lambda: fake_llm.requests, timeout=10)
+        left = time.monotonic()
+        assert fake_llm.wait_until(lambda: fake_llm.last_request.client_closed_at, timeout=5)
+        assert fake_llm.last_request.client_closed_at - left < 1

@@ -161,3 +161,58 @@ def test_the_catalogue_switch_turns_counting_off(app_config, fake_llm, tmp_path)
     finally:
         app.extensions["llm"].providers.close()
         app.extensions["db_engine"].dispose()
+
+
+@pytest.fixture
+def limited(app_config, tmp_path):
+    """A client of an app whose two chat models set `default_max_tokens`, and a user of it."""
+    models = json.loads(Path(app_config["MODELS_FILE"]).read_text())
+    for name in CHAT_MODELS:
+        models["models"][name]["default_max_tokens"] = 64
+    path = tmp_path / "limited.json"
+    path.write_text(json.dumps(models))
+    app = create_app({**app_config, "MODELS_FILE": str(path)})
+    client = app.test_client()
+    yield client, AuthActions(client).register()
+    app.extensions["llm"].providers.close()
+    app.extensions["db_engine"].dispose()
+
+
+def sent_limits(fake_llm) -> dict:
+    """The reply's token limits the last upstream request carried, in its protocol's own terms."""
+    body = fake_llm.last_request.body
+    if fake_llm.last_request.protocol == "ollama":
+        return {"num_predict": body.get("options", {}).get("num_predict")}
+    return {key: body[key] for key in ("max_tokens", "max_completion_tokens") if key in body}
+
+
+@pytest.mark.parametrize("model, default", [(OLLAMA, {"num_predict": 64}), (OPENAI, {"max_tokens": 64})])
+def test_a_models_default_max_tokens_is_sent_when_the_request_names_no_limit(limited, fake_llm, model, default):
+    client, user = limited
+    conversation = client.post("/conversations", json={"model": model}, headers=user.headers).get_json()["id"]
+
+    for stream in (False, True):
+        response = client.post("/v1/chat/completions", headers=user.headers,
+                               json={"model": model, "messages": HELLO, "stream": stream})
+        assert response.status_code == 200 and sent_limits(fake_llm) == default
+        route = "stream" if stream else "messages"
+        response = client.post(f"/conversations/{conversation}/{route}", json={"content": "Hi"}, headers=user.headers)
+        assert response.status_code == 200 and sent_limits(fake_llm) == default
+
+    # A request's own limit wins, whichever of OpenAI's two names it uses.
+    response = client.post("/v1/chat/completions", headers=user.headers,
+                           json={"model": model, "messages": HELLO, "max_tokens": 10})
+    assert response.status_code == 200 and sent_limits(fake_llm) == {next(iter(default)): 10}
+    response = client.post("/v1/chat/completions", headers=user.headers,
+                           json={"model": model, "messages": HELLO, "max_completion_tokens": 12})
+    assert response.status_code == 200
+    assert sent_limits(fake_llm) == ({"num_predict": 12} if model == OLLAMA else {"max_completion_tokens": 12})
+    response = client.post(f"/conversations/{conversation}/messages", json={"content": "Hi", "maxTokens": 8},
+                           headers=user.headers)
+    assert response.status_code == 200 and sent_limits(fake_llm) == {next(iter(default)): 8}
+
+
+def test_without_default_max_tokens_no_limit_is_sent(v1, fake_llm):
+    for model in CHAT_MODELS:
+        assert v1("/chat/completions", {"model": model, "messages": HELLO})[0] == 200
+        assert not any(sent_limits(fake_llm).values())
