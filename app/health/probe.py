@@ -2,7 +2,10 @@
 
 Per worker process: the probe starts on the first /health a process serves
 (after the fork, so no thread is copied into a child), then checks every
-provider once per PROVIDER_PROBE_SECONDS. Any HTTP answer counts as reachable
+provider once per PROVIDER_PROBE_SECONDS, and tells the router's health board
+(app/upstreams): a server that does not answer is ejected in this worker, and
+one that answers again ends its cooldown, so its next call is the half-open
+trial that restores it. Any HTTP answer counts as reachable
 (an OpenAI-compatible server answers 401 without a key, which is fine): the
 question is whether the gateway can reach it, not whether a model is loaded.
 No API key is sent. Under gevent the thread is a greenlet.
@@ -21,7 +24,8 @@ from urllib.parse import urlsplit
 import requests
 from flask import Flask
 
-from ..llm import Catalogue
+from ..llm import Catalogue, ModelSpec
+from ..upstreams import HealthBoard
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT = 5.0
@@ -33,15 +37,18 @@ class Target:
     provider: str
     base_url: str
     models: tuple[str, ...]
+    upstreams: tuple[ModelSpec, ...]  # every (model, upstream) served at this URL
 
 
 class ProviderProbe:
-    def __init__(self, catalogue: Catalogue, interval: float):
-        grouped: dict[tuple[str, str], list[str]] = {}
-        for spec in catalogue:
-            grouped.setdefault((spec.provider, spec.base_url), []).append(spec.name)
-        self.targets = [Target(kind, url, tuple(names)) for (kind, url), names in grouped.items()]
-        self.interval = interval
+    def __init__(self, catalogue: Catalogue, interval: float, board: HealthBoard | None = None):
+        grouped: dict[tuple[str, str], list[ModelSpec]] = {}
+        for model in catalogue:
+            for spec in model.routes:
+                grouped.setdefault((spec.provider, spec.base_url), []).append(spec)
+        self.targets = [Target(kind, url, tuple(dict.fromkeys(spec.name for spec in specs)), tuple(specs))
+                        for (kind, url), specs in grouped.items()]
+        self.interval, self.board = interval, board
         self._results: dict[Target, dict] = {t: {"status": "unknown", "checked_at": None} for t in self.targets}
         self._lock = threading.Lock()
         self._pid: int | None = None
@@ -53,11 +60,21 @@ class ProviderProbe:
                 self._pid = os.getpid()
                 threading.Thread(target=_run, args=(weakref.ref(self),), name="provider-probe", daemon=True).start()
             results = dict(self._results)
-        return [{"provider": t.provider, "models": list(t.models), **results[t]} for t in self.targets]
+        return [{"provider": t.provider, "models": list(t.models),
+                 "upstreams": [spec.upstream for spec in t.upstreams], **results[t]} for t in self.targets]
+
+    def upstreams(self, catalogue: Catalogue) -> list[dict]:
+        """Each model's upstreams as this worker's router sees them; empty without a board."""
+        if self.board is None:
+            return []
+        return [self.board.snapshot(spec) for model in catalogue for spec in model.routes]
 
     def check_all(self) -> None:
         for target in self.targets:
             status = "up" if _answers(target.base_url) else "down"
+            if self.board is not None:
+                for spec in target.upstreams:
+                    self.board.probed(spec, up=status == "up")
             with self._lock:
                 previous = self._results[target]["status"]
                 self._results[target] = {"status": status, "checked_at": datetime.now(timezone.utc)}
@@ -73,7 +90,8 @@ def probe_for(app: Flask) -> ProviderProbe:
             probe = app.extensions.get("provider_probe")
             if probe is None:
                 settings = app.config["SETTINGS"]
-                probe = ProviderProbe(app.extensions["llm"].catalogue, settings.provider_probe_seconds)
+                probe = ProviderProbe(app.extensions["llm"].catalogue, settings.provider_probe_seconds,
+                                      app.extensions["upstreams"].board)
                 app.extensions["provider_probe"] = probe
     return probe
 

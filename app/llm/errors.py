@@ -8,9 +8,20 @@ goes to the log.
 from __future__ import annotations
 
 import requests
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
 from ..errors import ApiError
+
+# Why one upstream attempt failed: a bounded set, used as the `reason` metric label and in a 502's attempts.
+CONNECT = "connect"  # refused, unreachable, or the connect timed out
+TIMEOUT = "timeout"  # an idle deadline: no headers, or no chunk, in time
+RESET = "reset"  # the connection closed before the answer was whole
+HTTP_5XX, HTTP_429, HTTP_408, HTTP_4XX = "http_5xx", "http_429", "http_408", "http_4xx"
+UNREADABLE = "unreadable"
+DEADLINE = "deadline"  # the call's total deadline passed: no time is left for another upstream
+CANCELLED = "cancelled"  # the client left
+# Failures that say nothing against the request: another upstream may well answer it.
+RETRYABLE = frozenset({CONNECT, TIMEOUT, RESET, HTTP_5XX, HTTP_429, HTTP_408})
 
 
 class ProviderError(ApiError):
@@ -20,9 +31,11 @@ class ProviderError(ApiError):
     code = "provider_error"
     outcome = "provider_error"  # the chat_completions_total{outcome} label value
     default_message = "The model provider failed to answer."
+    default_reason = RESET
 
-    def __init__(self, message: str | None = None):
-        super().__init__(self.status, self.code, message or self.default_message)
+    def __init__(self, message: str | None = None, *, reason: str | None = None, details: dict | None = None):
+        super().__init__(self.status, self.code, message or self.default_message, details)
+        self.reason = reason or self.default_reason
 
 
 class ProviderTimeout(ProviderError):
@@ -32,14 +45,22 @@ class ProviderTimeout(ProviderError):
     code = "provider_timeout"
     outcome = "timeout"
     default_message = "The model provider timed out."
+    default_reason = TIMEOUT
+
+
+def status_reason(status: int) -> str:
+    """The failure reason for an upstream's HTTP error status."""
+    if status >= 500:
+        return HTTP_5XX
+    return {429: HTTP_429, 408: HTTP_408}.get(status, HTTP_4XX)
 
 
 def cut_short(call) -> ProviderError | None:
     """Why the gateway cut an UpstreamCall short, if it did: its deadline, or the client leaving."""
     if call is not None and call.expired:
-        return ProviderTimeout("The model provider did not finish within the deadline.")
+        return ProviderTimeout("The model provider did not finish within the deadline.", reason=DEADLINE)
     if call is not None and call.cancelled:
-        return ProviderError("The upstream call was cancelled.")
+        return ProviderError("The upstream call was cancelled.", reason=CANCELLED)
     return None
 
 
@@ -52,13 +73,15 @@ def translate(exc: requests.RequestException, call=None) -> ProviderError:
     # wrapping urllib3's ReadTimeoutError, and a connect timeout as a Timeout:
     # only the first two are the provider being slow, the last is it being away.
     if isinstance(exc, requests.ConnectTimeout):
-        return ProviderError("The model provider is unreachable.")
+        return ProviderError("The model provider is unreachable.", reason=CONNECT)
     if isinstance(exc, requests.Timeout) or (
         exc.args and isinstance(exc.args[0], ReadTimeoutError)
     ):
         return ProviderTimeout()
     if isinstance(exc, requests.ConnectionError):
-        return ProviderError("The model provider is unreachable or closed the connection.")
+        refused = exc.args and isinstance(getattr(exc.args[0], "reason", None), NewConnectionError)
+        return ProviderError("The model provider is unreachable or closed the connection.",
+                             reason=CONNECT if refused else RESET)
     return ProviderError()
 
 

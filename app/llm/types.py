@@ -38,6 +38,18 @@ class ModelSpec:
     kind: str = CHAT  # EMBEDDINGS models are refused by the chat routes
     # Ask the server's tokenizer for the prompt's tokens when a stream reports no usage (OpenAI-compatible only).
     count_prompt_tokens: bool = True
+    # Where this spec sends its calls: one upstream's name (a metric label value) and its share of the calls.
+    upstream: str = ""
+    weight: float = 1.0
+    # A model's servers, each a whole spec of its own (the fields above are the first one's), and the
+    # catalogue models tried, in order, when every one of them failed before the first token.
+    upstreams: tuple[ModelSpec, ...] = field(default=(), repr=False)
+    fallbacks: tuple[str, ...] = ()
+
+    @property
+    def routes(self) -> tuple[ModelSpec, ...]:
+        """The specs a call to this model may go to: one per upstream."""
+        return self.upstreams or (self,)
 
 
 @dataclass(frozen=True)

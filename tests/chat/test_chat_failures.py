@@ -54,8 +54,9 @@ def test_failures_before_any_token_are_json_errors(client, user, conversation, f
     assert response.status_code == status
     assert response.mimetype == "application/json"
     error = response.get_json()["error"]
-    assert error["code"] == code and error["details"] == {}
-    assert "crashed" not in error["message"] and "127.0.0.1" not in error["message"]
+    assert error["code"] == code and error["details"]["model"] == model
+    assert [attempt["model"] for attempt in error["details"]["attempts"]] == [model]  # one upstream, no fallbacks
+    assert "crashed" not in str(error) and "127.0.0.1" not in error["message"] and "://" not in str(error["details"])
     assert_only_the_user_message(db_session, conversation)
     after = outcomes(model, streaming)
     expected = "timeout" if status == 504 else "provider_error"
@@ -74,9 +75,11 @@ def test_unreachable_provider_is_502(app_config, user, conversation, db_session,
         unreachable.extensions["db_engine"].dispose()
 
     assert response.status_code == 502
-    assert response.get_json()["error"] == {
-        "code": "provider_error", "details": {},
-        "message": "The model provider is unreachable or closed the connection."}
+    error = response.get_json()["error"]
+    assert error["code"] == "provider_error" and error["details"]["model"] == "llama3.1"
+    [attempt] = error["details"]["attempts"]
+    assert attempt["model"] == "llama3.1" and attempt["reason"] == "connect"
+    assert attempt["upstream"].startswith("127.0.0.1:")  # its name; never its URL
     assert_only_the_user_message(db_session, conversation)
 
 
