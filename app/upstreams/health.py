@@ -24,6 +24,11 @@ from ..metrics.definitions import UPSTREAM_EJECTIONS, UPSTREAM_UP
 
 HEALTHY, EJECTED, HALF_OPEN = "healthy", "ejected", "half_open"
 EWMA_WEIGHT = 0.3  # the newest latency's share: a few calls are enough to notice a server slowing down
+# An upstream answering this many times slower than the fastest available one has its load counted that many
+# times over (up to SLOW_CAP): least-outstanding alone gives a 10x slower server its share of every burst.
+SLOW_RATIO, SLOW_CAP = 2.0, 20.0
+# A latency not measured for this long no longer counts against an upstream: it gets calls, hence a new figure.
+LATENCY_MEMORY = 10.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class UpstreamState:
     def __init__(self, spec: ModelSpec, rules: HealthRules):
         self.spec, self.rules = spec, rules
         self.outstanding = 0
+        self.measured_at = float("-inf")
         self.latency = 0.0  # EWMA of the time to an answer (a whole reply, or a stream's first token), seconds
         self.failures = 0  # in a row
         self.cooldown = rules.cooldown
@@ -56,9 +62,11 @@ class UpstreamState:
         state = self.state(now)
         return state == HEALTHY or (state == HALF_OPEN and not self.trial)
 
-    def score(self) -> tuple[float, float]:
-        """Lower is better: calls in progress per unit of weight, then the latency."""
-        return (self.outstanding + 1) / self.spec.weight, self.latency
+    def score(self, fastest: float, now: float) -> tuple[float, float]:
+        """Lower is better: calls in progress per unit of weight (times its slowness, if clearly slow), then latency."""
+        load = (self.outstanding + 1) / self.spec.weight
+        ratio = self.latency / fastest if fastest > 0 and now - self.measured_at < LATENCY_MEMORY else 1.0
+        return load * (min(ratio, SLOW_CAP) if ratio >= SLOW_RATIO else 1.0), self.latency
 
     def began(self, now: float) -> None:
         self.outstanding += 1
@@ -70,6 +78,7 @@ class UpstreamState:
 
     def succeeded(self, latency: float) -> None:
         self.latency = latency if self.latency == 0 else EWMA_WEIGHT * latency + (1 - EWMA_WEIGHT) * self.latency
+        self.measured_at = time.monotonic()
         self.failures, self.trial = 0, False
         if self.ejected_until is not None:
             self.restore()
@@ -128,7 +137,8 @@ class HealthBoard:
             states = [self.of(spec) for spec in candidates]
             available = [state for state in states if state.available(now)]
             if available:
-                chosen = min(available, key=UpstreamState.score)
+                fastest = min((state.latency for state in available if state.latency > 0), default=0.0)
+                chosen = min(available, key=lambda state: state.score(fastest, now))
             elif anyway and states:
                 chosen = min(states, key=lambda state: state.last_failure_at)
             else:

@@ -6,8 +6,10 @@ time to an answer), every upstream scanned. A model has a handful of
 upstreams and this worker's counts are exact, so a full scan costs nothing
 and is never misled; power-of-two-choices exists for many servers and stale,
 shared load figures, neither of which we have. Counting calls in progress
-also steers by speed without a latency model: a server ten times slower holds
-its calls ten times longer, so it is chosen about a tenth as often.
+steers by speed already (a server ten times slower holds its calls ten times
+longer), but not in a burst, where every server gets its share of the first
+calls: so one answering at least twice as slowly as the fastest has its load
+counted that many times over, for as long as that figure is recent.
 
 Failover: an attempt that fails with a RETRYABLE reason (connect, idle
 timeout, reset, 5xx, 429, 408) is retried on the model's next upstream, then
