@@ -77,8 +77,11 @@ class UpstreamState:
         self.outstanding -= 1
 
     def succeeded(self, latency: float) -> None:
-        self.latency = latency if self.latency == 0 else EWMA_WEIGHT * latency + (1 - EWMA_WEIGHT) * self.latency
-        self.measured_at = time.monotonic()
+        now = time.monotonic()
+        # An old figure is replaced, not blended: a server that was slow and recovered gets its share back at once.
+        fresh = now - self.measured_at < LATENCY_MEMORY
+        self.latency = EWMA_WEIGHT * latency + (1 - EWMA_WEIGHT) * self.latency if fresh else latency
+        self.measured_at = now
         self.failures, self.trial = 0, False
         if self.ejected_until is not None:
             self.restore()
