@@ -23,7 +23,7 @@ from ..llm import ModelSpec
 from ..metrics.definitions import UPSTREAM_EJECTIONS, UPSTREAM_UP
 
 HEALTHY, EJECTED, HALF_OPEN = "healthy", "ejected", "half_open"
-EWMA_WEIGHT = 0.3  # the newest latency's share: a few calls are enough to notice a server slowing down
+EWMA_WEIGHT = 0.3  # a faster answer's share in the moving average: a few are enough to trust a server again
 # An upstream answering this many times slower than the fastest available one has its load counted that many
 # times over (up to SLOW_CAP): least-outstanding alone gives a 10x slower server its share of every burst.
 SLOW_RATIO, SLOW_CAP = 2.0, 20.0
@@ -45,7 +45,7 @@ class UpstreamState:
         self.spec, self.rules = spec, rules
         self.outstanding = 0
         self.measured_at = float("-inf")
-        self.latency = 0.0  # EWMA of the time to an answer (a whole reply, or a stream's first token), seconds
+        self.latency = 0.0  # peak EWMA of the time to an answer (a whole reply, or a stream's first token), seconds
         self.failures = 0  # in a row
         self.cooldown = rules.cooldown
         self.ejected_until: float | None = None
@@ -78,9 +78,13 @@ class UpstreamState:
 
     def succeeded(self, latency: float) -> None:
         now = time.monotonic()
-        # An old figure is replaced, not blended: a server that was slow and recovered gets its share back at once.
+        # A peak EWMA: a slower answer counts at once (one slow reply is enough to stop sending a burst its way),
+        # a faster one is blended in; an old figure is replaced, so a server that recovered gets its share back.
         fresh = now - self.measured_at < LATENCY_MEMORY
-        self.latency = EWMA_WEIGHT * latency + (1 - EWMA_WEIGHT) * self.latency if fresh else latency
+        if fresh and latency < self.latency:
+            self.latency = EWMA_WEIGHT * latency + (1 - EWMA_WEIGHT) * self.latency
+        else:
+            self.latency = latency
         self.measured_at = now
         self.failures, self.trial = 0, False
         if self.ejected_until is not None:

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from ..llm import (PROVIDER_KINDS, Catalogue, Completion, Embeddings, GenerationOptions, ModelSpec, ProviderError,
                    ProviderPool, UnsupportedParameter)
 from ..llm.errors import RETRYABLE
-from ..metrics.definitions import FAILOVERS, UPSTREAM_DURATION, UPSTREAM_REQUESTS
+from ..metrics.definitions import FAILOVERS, UPSTREAM_DURATION, UPSTREAM_OUTCOMES, UPSTREAM_REQUESTS
 from .failures import Attempt, all_failed
 from .health import HealthBoard
 
@@ -97,6 +97,8 @@ class Router:
         attempts.append(Attempt(spec.name, spec.upstream, error.reason))
 
     def count(self, spec: ModelSpec, outcome: str, latency: float | None = None) -> None:
+        if outcome not in UPSTREAM_OUTCOMES:  # label values from a bounded set only
+            raise ValueError(f"unknown upstream outcome {outcome!r}")
         if not self.record:
             return
         UPSTREAM_REQUESTS.labels(spec.name, spec.upstream, outcome).inc()

@@ -1,7 +1,8 @@
 """`python -m bench.failover [--quick]`: steady chats over three upstreams; one is killed, then restarted.
 
 A gunicorn gateway (2 workers) serves one model on three fake model servers, each a process of its
-own. Steady load (whole replies and streams, every third a stream) runs through three phases: before,
+own. First the spread, at 16 concurrent whole chats: three equal servers, weights 2 and 1, and one
+server ten times slower (its share, and the p95 of all chats against the all-fast run). Then steady load (whole replies and streams, every third a stream) runs through three phases: before,
 during (one server SIGKILLed), after (restarted on the same port). Reported: the client-visible error
 rate (a stream cut after its first token is counted apart: the one failure the gateway may not hide),
 latency percentiles per phase, the time until every worker ejected the dead server
@@ -55,6 +56,23 @@ def wait_for(predicate, timeout: float) -> float | None:
     return None
 
 
+def spread(user: rig.User, fakes: dict, rounds: int) -> dict:
+    """Shares of the calls and p95s at 16 concurrent whole chats: equal, weighted, one server 10x slower."""
+    def measured(model=None):
+        before = rig.served(fakes)
+        outcomes = rig.run_load(user, concurrency=16, requests_each=rounds, model=model)
+        return rig.shares(before, rig.served(fakes)), outcomes
+
+    even_shares, even = measured()
+    weighted_shares, _ = measured("weighted")
+    fakes["up-c"].set_script(tokens=TOKENS, seconds=SECONDS * 10)
+    slow_shares, slow = measured()
+    fakes["up-c"].set_script(tokens=TOKENS, seconds=SECONDS)
+    return {"even_shares": even_shares, "weighted_ratio": weighted_shares["up-a"] / max(weighted_shares["up-b"], 1e-9),
+            "slow_share": slow_shares["up-c"], "p95_even": rig.p95(even), "p95_slow": rig.p95(slow),
+            "p95_ratio": rig.p95(slow) / rig.p95(even), "errors": sum(o.error is not None for o in even + slow)}
+
+
 def run(args: argparse.Namespace) -> dict:
     log_dir = Path(tempfile.mkdtemp(prefix="bench-failover-"))
     fakes = rig.start_fakes(log_dir, tokens=TOKENS, seconds=SECONDS)
@@ -63,6 +81,7 @@ def run(args: argparse.Namespace) -> dict:
     try:
         gateway.start()
         user = rig.User(gateway.url)
+        spread_figures = spread(user, fakes, rounds=6 if args.quick else 20)
         stop = threading.Event()
         outcomes: list[rig.Outcome] = []
         loader = threading.Thread(target=lambda: outcomes.extend(
@@ -86,7 +105,7 @@ def run(args: argparse.Namespace) -> dict:
             fake.stop()
     phases = {"before": (started, killed), "during": (killed, restarted), "after": (restarted, float("inf"))}
     report = {"clients": args.clients, "phase_seconds": args.phase, "reply_seconds": SECONDS,
-              "eject_seconds": eject, "restore_seconds": restore, "phases": {}}
+              "eject_seconds": eject, "restore_seconds": restore, "spread": spread_figures, "phases": {}}
     for phase, (begin, end) in phases.items():
         chosen = [o for o in outcomes if begin <= o.started < end]
         visible = [o for o in chosen if o.error and not (o.streamed and o.tokens > 0)]
@@ -105,9 +124,17 @@ def render(report: dict) -> str:
              *(f"{p[key]:.3f}" if p[key] is not None else "-" for key in ("p50", "p95", "p99"))]
             for phase, p in report["phases"].items()]
     fmt = lambda value: f"{value:.2f} s" if value is not None else "not seen"  # noqa: E731
+    s = report["spread"]
     return "\n".join([
         "# Failover: three upstreams, one killed and restarted", "",
-        f"{now()}; {machine()}; {report['clients']} clients, {report['phase_seconds']:.0f} s a phase, "
+        f"{now()}; {machine()}.", "",
+        "## Spread, 16 concurrent whole chats, 2 workers", "",
+        f"Three equal upstreams: {', '.join(f'{n} {v:.1%}' for n, v in s['even_shares'].items())}. "
+        f"Weights 2 and 1: {s['weighted_ratio']:.2f}x the calls. One upstream 10x slower: {s['slow_share']:.1%} of "
+        f"the calls; p95 of all chats {s['p95_slow']:.3f} s against {s['p95_even']:.3f} s all fast "
+        f"({s['p95_ratio']:.2f}x). Errors: {s['errors']}.", "",
+        "## One upstream SIGKILLed, then restarted", "",
+        f"{report['clients']} clients, {report['phase_seconds']:.0f} s a phase, "
         f"replies of {report['reply_seconds']} s (whole, and every third a stream).", "",
         table(["phase", "requests", "client-visible errors", "error rate", "streams cut after a token",
                "p50 s", "p95 s", "p99 s"], rows), "",
@@ -123,5 +150,6 @@ def main(argv=None) -> int:
     write_results(args.output or default_output("failover", "quick" if args.quick else "full"),
                   render(report), report, "temporary directory")
     errors = sum(phase["errors"] for phase in report["phases"].values())
+    errors += report["spread"]["errors"]
     return 0 if errors == 0 and report["restore_seconds"] is not None else 1
 
