@@ -135,7 +135,8 @@ def render(report: dict) -> str:
         f"({s['p95_ratio']:.2f}x). Errors: {s['errors']}.", "",
         "## One upstream SIGKILLed, then restarted", "",
         f"{report['clients']} clients, {report['phase_seconds']:.0f} s a phase, "
-        f"replies of {report['reply_seconds']} s (whole, and every third a stream).", "",
+        f"replies of {report['reply_seconds']} s (whole, and every third a stream). A chat counts in the phase it "
+        "started in, so a stream the kill cut after its first token shows in `before`.", "",
         table(["phase", "requests", "client-visible errors", "error rate", "streams cut after a token",
                "p50 s", "p95 s", "p99 s"], rows), "",
         f"Ejected by every worker after the kill: {fmt(report['eject_seconds'])}. "
