@@ -85,3 +85,19 @@ def test_the_fallback_model_answers_and_says_so(client, user):
 def test_embeddings_go_through_the_router(client, user):
     response = client.post("/v1/embeddings", headers=user.headers, json={"model": "llama3.1", "input": "hi"})
     assert response.status_code == 200 and len(response.get_json()["data"]) == 1
+
+
+def test_attempts_are_capped(app_config, user, fake_llm):
+    from app import create_app
+    capped = create_app({**app_config, "PROVIDER_MAX_ATTEMPTS": "1"})
+    try:
+        client = capped.test_client()
+        conversation = client.post("/conversations", json={}, headers=user.headers).get_json()["id"]
+        fake_llm.script = Script(status=500)
+        response = client.post(f"/conversations/{conversation}/messages", json={"content": "hi", "model": "pair"},
+                               headers=user.headers)
+    finally:
+        capped.extensions["llm"].providers.close()
+        capped.extensions["db_engine"].dispose()
+    assert response.status_code == 502 and len(response.get_json()["error"]["details"]["attempts"]) == 1
+    assert len(fake_llm.requests) == 1
