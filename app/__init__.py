@@ -53,7 +53,7 @@ def register_api_docs(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import db, llm
+    from . import db, llm, upstreams
     from .admission import chat_cap, stream_cap
     from .auth import tokens
     from .extensions import api
@@ -67,6 +67,7 @@ def register_extensions(app: Flask) -> None:
     stream_cap.init_app(app)
     tokens.init_app(app)
     llm.init_app(app)
+    upstreams.init_app(app)
     # No catch-all `default` response: every operation lists its own errors (http.openapi.Blueprint), in our contract.
     api.DEFAULT_ERROR_RESPONSE_NAME, api.ERROR_SCHEMA = None, ErrorSchema
     model_names = [spec.name for spec in app.extensions["llm"].catalogue]

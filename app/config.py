@@ -131,6 +131,13 @@ class Settings:
     provider_connect_timeout: float = _setting("PROVIDER_CONNECT_TIMEOUT", 5.0, _float, low=0.1, high=600)
     provider_read_timeout: float = _setting("PROVIDER_READ_TIMEOUT", 120.0, _float, low=0.1, high=3600)
     provider_total_timeout: float = _setting("PROVIDER_TOTAL_TIMEOUT", 600.0, _float, low=0.1, high=24 * 3600)
+    # Attempts per call, over the model's upstreams and then its fallbacks' (0: each of them once).
+    provider_max_attempts: int = _setting("PROVIDER_MAX_ATTEMPTS", 0, _int, low=0, high=100)
+    # Consecutive failures that eject an upstream (per worker), and how long: doubling on each repeat, up to the max.
+    upstream_eject_after: int = _setting("UPSTREAM_EJECT_AFTER", 3, _int, low=1, high=1000)
+    upstream_cooldown_seconds: float = _setting("UPSTREAM_COOLDOWN_SECONDS", 10.0, _float, low=0.1, high=3600)
+    upstream_max_cooldown_seconds: float = _setting("UPSTREAM_MAX_COOLDOWN_SECONDS", 300.0, _float, low=0.1,
+                                                    high=24 * 3600)
     context_token_budget: int = _setting("CONTEXT_TOKEN_BUDGET", 4000, _int, low=100, high=2_000_000)
     # /v1 requests: messages, and characters of content over all of them. 512,000 is ~128k tokens at ~4
     # characters a token, the largest context windows served today: a longer prompt fits no model.

@@ -81,7 +81,7 @@ def default_model_unanswered(catalogue: Catalogue) -> str | None:
     check runs in a thread given that long, as a name lookup obeys no timeout.
     """
     spec = catalogue.resolve(None)
-    upstreams = [spec.base_url]
+    upstreams = [route.base_url for route in spec.routes]
     timeout = min(spec.timeouts.connect, READY_CHECK_SECONDS)
     found: list[bool] = []
     check = threading.Thread(target=lambda: found.append(any(answers(url, timeout) for url in upstreams)),

@@ -15,10 +15,10 @@ from typing import Any
 
 from ..boot import draining
 from ..errors import DatabaseUnavailable, database_unreachable
-from ..llm import GenerationOptions, ModelSpec, ProviderError, ProviderPool, Usage
+from ..llm import GenerationOptions, ModelSpec, ProviderError, Usage
 from ..llm.calls import UpstreamCall
-from ..llm.errors import naming_model
 from ..llm.tokenizer import start_count
+from ..upstreams import RoutedStream, Router
 from .relay import End, Failure, Relay, Token
 from .replies import reply_usage
 from .tally import CompletionTally
@@ -30,17 +30,15 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 CLIENT_DISCONNECT = "client_disconnect"  # meta.reason and metric outcome alike
 
 
-def start_relay(*, providers: ProviderPool, model: ModelSpec, messages: list[dict],
+def start_relay(*, router: Router, model: ModelSpec, messages: list[dict],
                 options: GenerationOptions, tally: CompletionTally,
                 heartbeat_seconds: float) -> tuple[Relay, Token | End | None]:
     """Start reading the provider, and wait for its first event: a failure then is an ordinary JSON error."""
-    client = providers.client_for(model)
-
     def open_stream(call: UpstreamCall):
-        with naming_model(model.name):
-            return client.stream(model=model.upstream_model, messages=messages, options=options,
-                                 timeouts=model.timeouts, call=call)
+        return RoutedStream(router, model, messages=messages, options=options, call=call)
 
+    # The prompt is counted by the first upstream's tokenizer, wherever the reply comes from: the same model.
+    client = router.providers.client_for(model)
     relay = Relay(open_stream, total_seconds=model.timeouts.total,
                   prompt_count=start_count(client, model, messages, options.tools)).start()
     first = relay.next(timeout=heartbeat_seconds)
@@ -52,6 +50,8 @@ def start_relay(*, providers: ProviderPool, model: ModelSpec, messages: list[dic
 
 class RelayedEvents:
     """The body of one streamed reply (a WSGI iterable); settles its tally however the stream ends."""
+
+    model: ModelSpec  # the model requested
 
     def __init__(self, *, relay: Relay, first: Token | End | None, tally: CompletionTally,
                  heartbeat_seconds: float, prompt: list[dict]):
@@ -81,6 +81,11 @@ class RelayedEvents:
 
     def error(self, status: int, code: str, message: str, details: dict) -> bytes:
         raise NotImplementedError
+
+    @property
+    def answered_by(self) -> ModelSpec:
+        """The upstream streaming the reply (a fallback model's, maybe); the requested model before one answers."""
+        return self.relay.answered_by or self.model
 
     def usage(self, reported: Usage | None) -> Usage:
         count = self.relay.prompt_count
@@ -149,6 +154,8 @@ class RelayedEvents:
             yield self.error(500, "internal_error", "An unexpected error occurred", {})
 
     def _take(self, token: Token) -> bytes:
+        if not self.parts:  # the first token: the upstream that answered prices the reply
+            self.tally.answered_by(self.answered_by)
         self.parts.append(token.text)
         self.tally.token(token.at)
         return self.relayed(self.delta(token))

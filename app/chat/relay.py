@@ -50,6 +50,7 @@ class Relay:
         self._events: queue.SimpleQueue[Token | End | Failure] = queue.SimpleQueue()
         # Created here, not in the thread, so cancel() reaches the socket from the first byte on.
         self._call = UpstreamCall(total_seconds)
+        self._stream: ProviderStream | None = None
         # In the request's context, so the provider call and its log lines carry the request id.
         self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,),
                                         name="chat-relay", daemon=True)
@@ -76,6 +77,11 @@ class Relay:
             if isinstance(event, Token):
                 tokens.append(event)
 
+    @property
+    def answered_by(self):
+        """The upstream whose reply this is (a ModelSpec), once one has answered; None before."""
+        return getattr(self._stream, "answered_by", None)
+
     def cancel(self) -> None:
         """Stop reading: shuts the upstream socket, whether the provider has answered yet or not."""
         self._call.cancel()
@@ -83,6 +89,7 @@ class Relay:
     def _run(self) -> None:
         try:
             with self._open_stream(self._call) as stream:
+                self._stream = stream
                 for delta in stream:
                     if self._call.abandoned:
                         return

@@ -4,29 +4,32 @@ from __future__ import annotations
 from typing import Any
 
 from ..http.client_watch import cancelled_if_client_leaves
-from ..llm import Completion, GenerationOptions, ModelSpec, ProviderPool, Usage
+from ..llm import Completion, GenerationOptions, ModelSpec, Usage
 from ..llm.calls import UpstreamCall
-from ..llm.errors import naming_model
 from ..llm.types import COUNTED_BY_CHARACTERS, COUNTED_BY_CHUNKS, COUNTED_BY_TOKENIZER
+from ..upstreams import Router
 from .context import estimate_tokens, prompt_tokens
 from .schemas import UsageSchema
 
 _usage_schema = UsageSchema()
 
 
-def ask_whole(*, providers: ProviderPool, model: ModelSpec, messages: list[dict],
-              options: GenerationOptions, tally) -> tuple[Completion, Usage]:
-    """The provider's whole reply and its usage; the tally's clock stops counting our time meanwhile.
+def ask_whole(*, router: Router, model: ModelSpec, messages: list[dict],
+              options: GenerationOptions, tally) -> tuple[Completion, Usage, ModelSpec]:
+    """The whole reply, its usage, and the upstream that answered; the tally's clock stops counting our time meanwhile.
 
-    A client that closes its connection meanwhile cancels the call: ClientLeft.
+    A client that closes its connection meanwhile cancels the call, whichever attempt it is on: ClientLeft.
     """
     call = UpstreamCall(model.timeouts.total)
-    with naming_model(model.name), cancelled_if_client_leaves(call.cancel):
-        completion = providers.client_for(model).complete(model=model.upstream_model, messages=messages,
-                                                          options=options, timeouts=model.timeouts, call=call)
+    try:
+        with cancelled_if_client_leaves(call.cancel):
+            completion, answered_by = router.complete(model, messages=messages, options=options, call=call)
+    finally:
+        call.finish()
     tally.clock.upstream_done()
+    tally.answered_by(answered_by)
     text = completion.content + "".join(call.name + call.arguments for call in completion.tool_calls)
-    return completion, reply_usage(messages, text, completion.usage)
+    return completion, reply_usage(messages, text, completion.usage), answered_by
 
 
 def reply_usage(prompt: list[dict], content: str, reported: Usage | None, *,
@@ -49,9 +52,10 @@ def reply_usage(prompt: list[dict], content: str, reported: Usage | None, *,
 
 def reply_meta(model: ModelSpec, usage: Usage, finish_reason: str | None, timings: dict[str, Any],
                partial_reason: str | None = None) -> dict[str, Any]:
-    """The assistant message's meta; `usage` has the same shape as in every API response."""
+    """The assistant message's meta; `model` is the upstream that answered (a fallback model's, maybe)."""
     meta: dict[str, Any] = {
         "model": model.name,
+        "upstream": model.upstream,
         "provider": model.provider,
         "finishReason": finish_reason,
         "usage": _usage_schema.dump(usage),

@@ -8,6 +8,7 @@ from ..auth.required import auth_required
 from ..db import get_session, session_factory
 from ..http.openapi import Blueprint, event_stream
 from ..llm import get_llm
+from ..upstreams import get_router
 from . import streaming, turns
 from .schemas import (ChatReplySchema, ChatRequestSchema, ModelListSchema, StreamEndSchema, StreamErrorSchema,
                       StreamTokenSchema)
@@ -39,7 +40,7 @@ def _start_turn(conversation_id: str, data: dict, *, store_now: bool) -> turns.T
 def send_message(data, id):
     """Send a message and get the model's whole reply"""
     turn = _start_turn(id, data, store_now=False)
-    return turns.complete_turn(session=get_session(), providers=get_llm().providers, turn=turn)
+    return turns.complete_turn(session=get_session(), router=get_router(), turn=turn)
 
 
 @bp.post("/conversations/<id>/stream")
@@ -52,7 +53,7 @@ def send_message(data, id):
 def stream_message(data, id):
     """Send a message and stream the model's reply as server-sent events"""
     turn = _start_turn(id, data, store_now=True)
-    return streaming.start_stream(providers=get_llm().providers, db_sessions=session_factory(), turn=turn,
+    return streaming.start_stream(router=get_router(), db_sessions=session_factory(), turn=turn,
                                   heartbeat_seconds=current_app.config["SETTINGS"].heartbeat_seconds)
 
 

@@ -22,7 +22,8 @@ from flask import Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import error_body
-from ..llm import ProviderPool, Usage
+from ..llm import Usage
+from ..upstreams import Router
 from ..models import Message, MessageRole
 from .events import SSE_HEADERS, RelayedEvents, sse, start_relay
 from .relay import End, Token
@@ -36,10 +37,10 @@ log = logging.getLogger(__name__)
 _end_schema = StreamEndSchema()
 
 
-def start_stream(*, providers: ProviderPool, db_sessions: sessionmaker[Session], turn: Turn,
+def start_stream(*, router: Router, db_sessions: sessionmaker[Session], turn: Turn,
                  heartbeat_seconds: float) -> Response:
     tally = CompletionTally(turn.model.name, streaming=True, ledger=turn.ledger)
-    relay, first = start_relay(providers=providers, model=turn.model, messages=turn.prompt, options=turn.options,
+    relay, first = start_relay(router=router, model=turn.model, messages=turn.prompt, options=turn.options,
                                tally=tally, heartbeat_seconds=heartbeat_seconds)
     events = ReplyEvents(relay=relay, first=first, turn=turn, tally=tally,
                          db_sessions=db_sessions, heartbeat_seconds=heartbeat_seconds)
@@ -53,7 +54,7 @@ class ReplyEvents(RelayedEvents):
                  db_sessions: sessionmaker[Session], heartbeat_seconds: float):
         super().__init__(relay=relay, first=first, tally=tally, heartbeat_seconds=heartbeat_seconds,
                          prompt=turn.prompt)
-        self.turn, self.db_sessions = turn, db_sessions
+        self.turn, self.db_sessions, self.model = turn, db_sessions, turn.model
 
     def token(self, text: str) -> bytes:
         return sse({"type": "token", "token": text})
@@ -61,7 +62,7 @@ class ReplyEvents(RelayedEvents):
     def finish(self, end: End) -> Iterator[bytes]:
         content = "".join(self.parts)
         usage = self.usage(end.usage)
-        meta = reply_meta(self.turn.model, usage, end.finish_reason, self.tally.timings())
+        meta = reply_meta(self.answered_by, usage, end.finish_reason, self.tally.timings())
         # A conversation deleted meanwhile stores nothing; the client still gets the reply, without an id.
         message = self._store(content, meta, "success", usage) or Message(role=MessageRole.ASSISTANT, content=content, meta=meta)
         data = self.relayed(sse(_end_schema.dump({"type": "end", "message": message, "usage": usage})))
@@ -78,7 +79,7 @@ class ReplyEvents(RelayedEvents):
             self.tally.finish(outcome)
             return
         usage = self.usage(None)
-        meta = reply_meta(self.turn.model, usage, None, self.tally.timings(), partial_reason=reason)
+        meta = reply_meta(self.answered_by, usage, None, self.tally.timings(), partial_reason=reason)
         try:
             self._store(content, meta, outcome, usage)
         except Exception:

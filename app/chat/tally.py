@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..llm import ProviderError, Usage
+from ..llm import ModelSpec, ProviderError, Usage
 from ..metrics.definitions import CHAT_OUTCOMES
 from ..usage.recording import UsageLedger
 from .telemetry import CompletionTelemetry
@@ -29,6 +29,11 @@ class CompletionTally:
 
     def token(self, at: float) -> None:
         self.telemetry.token(at)
+
+    def answered_by(self, spec: ModelSpec) -> None:
+        """The upstream (maybe a fallback model's) that answered: its prices cost the usage row."""
+        if self.ledger is not None:
+            self.ledger.answered_by(spec)
 
     def timings(self, *, ended_at: float | None = None) -> dict[str, int | None]:
         return self.telemetry.timings(ended_at=ended_at)

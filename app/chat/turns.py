@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..conversations.service import get_visible
 from ..errors import NotFound, database_unreachable
 from ..http.caller import Caller
-from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, ProviderPool, Usage
+from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, Usage
+from ..upstreams import Router
 from ..models import Conversation, Message, MessageRole, new_id, utcnow
 from ..usage.budgets import enforce_budget
 from ..usage.recording import UsageLedger
@@ -71,14 +72,14 @@ def start_turn(*, session: Session, db_sessions: sessionmaker[Session], catalogu
     return Turn(conversation.id, user_message, spec, options, prompt, ledger)
 
 
-def complete_turn(*, session: Session, providers: ProviderPool, turn: Turn) -> dict[str, Any]:
+def complete_turn(*, session: Session, router: Router, turn: Turn) -> dict[str, Any]:
     """Ask for the whole reply at once, then store both messages; a provider failure stores the user's alone."""
     tally = CompletionTally(turn.model.name, streaming=False, ledger=turn.ledger)
     try:
-        completion, usage = ask_whole(providers=providers, model=turn.model, messages=turn.prompt,
-                                      options=turn.options, tally=tally)
+        completion, usage, answered_by = ask_whole(router=router, model=turn.model, messages=turn.prompt,
+                                                   options=turn.options, tally=tally)
         timings = tally.timings()
-        meta = reply_meta(turn.model, usage, completion.finish_reason, timings)
+        meta = reply_meta(answered_by, usage, completion.finish_reason, timings)
         assistant = _message(turn.conversation_id, MessageRole.ASSISTANT, completion.content, meta)
         stored = _store(session, turn.conversation_id, [turn.user_message, assistant])
         turn.ledger.write(session, outcome="success", usage=usage, timings=timings,

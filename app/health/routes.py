@@ -29,15 +29,17 @@ def database_is_up() -> bool:
 @bp.response(200, HealthSchema)
 @bp.alt_response(503, schema=HealthSchema, description="The database is unreachable")
 def health():
-    """Readiness: the gateway and its database (503 when it is down), and each provider's reachability"""
+    """Readiness: the gateway and its database (503 when it is down), each provider's reachability and each upstream's state"""
     up = database_is_up()
+    probe = probe_for(current_app._get_current_object())
     body = {
         "status": "ok" if up else "degraded",
         "env": current_app.config["APP_ENV"],
         "db": "up" if up else "down",
         "default_model": get_llm().catalogue.default_model,
         "version": __version__,
-        "providers": probe_for(current_app._get_current_object()).snapshot(),
+        "providers": probe.snapshot(),
+        "upstreams": probe.upstreams(get_llm().catalogue),
     }
     return body, 200 if up else 503
 

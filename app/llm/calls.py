@@ -37,6 +37,7 @@ class UpstreamCall:
         self._sock: socket.socket | None = None
         self.cancelled = False
         self.expired = False  # the total deadline passed
+        self._attempt: UpstreamCall | None = None
         if total_seconds is not None:
             WATCHDOG.add(time.monotonic() + total_seconds, self)
 
@@ -48,6 +49,16 @@ class UpstreamCall:
             yield self
         finally:
             _current.call = previous
+
+    def attempt(self, total_seconds: float | None = None) -> UpstreamCall:
+        """A call for one try within this one (one upstream of several): cancelling this one cuts it too."""
+        attempt = UpstreamCall(total_seconds)
+        with self._lock:
+            self._attempt = attempt
+            cancelled, expired = self.cancelled, self.expired
+        if cancelled:
+            attempt.cancel(expired=expired)
+        return attempt
 
     def attach(self, sock: socket.socket | None) -> None:
         with self._lock:
@@ -62,8 +73,10 @@ class UpstreamCall:
             if expired and not self.cancelled:
                 self.expired = True
             self.cancelled = True
-            sock = self._sock
+            sock, attempt = self._sock, self._attempt
         _shut(sock)
+        if attempt is not None:
+            attempt.cancel(expired=self.expired)
 
     @property
     def abandoned(self) -> bool:

@@ -28,34 +28,33 @@ environment variable that holds its key (`api_key_env`).
         provider: ollama
         base_url: http://localhost:11434
         kind: embeddings            # /v1/embeddings only; the chat routes refuse it (default: chat)
+      llama3.1-pair:
+        provider: ollama            # every field but kind, count_prompt_tokens and fallbacks may also be per upstream
+        upstream_model: llama3.1
+        upstreams:                  # several servers of one model; names are unique and are metric labels
+          - {name: gpu-1, base_url: http://gpu-1:11434}
+          - {name: gpu-2, base_url: http://gpu-2:11434, weight: 2}
+        fallbacks: [qwen2.5-7b]     # tried in order when every upstream failed before the first token
+
+Upstream calls are routed by app/upstreams (spread, failover, health).
 """
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
-from ..config import ConfigError, Settings
+from ..config import Settings
 from ..errors import ApiError
-from .pool import PROVIDER_KINDS
-from .types import CHAT, EMBEDDINGS, ModelSpec, Timeouts
+from .entries import CatalogueError, check_fallbacks, model_entry, upstream_name, url, with_upstreams
+from .types import CHAT, ModelSpec, Timeouts
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 OPENAI_DEFAULT_MODELS = "gpt-4o-mini"
-_ENTRY_KEYS = {"provider", "base_url", "upstream_model", "api_key_env", "connect_timeout", "read_timeout",
-               "total_timeout", "input_price", "output_price", "kind", "count_prompt_tokens",
-               "default_max_tokens"}
-MODEL_KINDS = (CHAT, EMBEDDINGS)
-
-
-class CatalogueError(ConfigError):
-    """The model configuration is unusable; raised at start-up."""
+__all__ = ["Catalogue", "CatalogueError", "NotAChatModel", "UnknownModel", "load_catalogue"]
 
 
 class NotAChatModel(ApiError):
@@ -116,21 +115,33 @@ def load_catalogue(settings: Settings, environ: Mapping[str, str] = os.environ) 
 
 
 def _from_settings(settings: Settings, timeouts: Timeouts) -> Catalogue:
+    """Each of OLLAMA_BASE_URL and OPENAI_BASE_URL may list several servers, comma-separated: one upstream each."""
     models: dict[str, ModelSpec] = {}
     if settings.openai_base_url or settings.openai_api_key:
-        base_url = _url(settings.openai_base_url or OPENAI_DEFAULT_BASE_URL, "OPENAI_BASE_URL")
+        urls = _urls(settings.openai_base_url or OPENAI_DEFAULT_BASE_URL, "OPENAI_BASE_URL")
         for name in _names(settings.openai_models or OPENAI_DEFAULT_MODELS):
-            models[name] = ModelSpec(name=name, provider="openai", base_url=base_url,
-                                     upstream_model=name, timeouts=timeouts,
-                                     api_key=settings.openai_api_key or None)
+            models[name] = with_upstreams([
+                ModelSpec(name=name, provider="openai", base_url=base_url, upstream_model=name, timeouts=timeouts,
+                          api_key=settings.openai_api_key or None, upstream=upstream_name(base_url))
+                for base_url in urls])
     ollama_names = _names(settings.ollama_models)
     if settings.default_model not in models and settings.default_model not in ollama_names:
         ollama_names.insert(0, settings.default_model)
-    ollama_url = _url(settings.ollama_base_url, "OLLAMA_BASE_URL")
+    ollama_urls = _urls(settings.ollama_base_url, "OLLAMA_BASE_URL")
     for name in ollama_names:
-        models[name] = ModelSpec(name=name, provider="ollama", base_url=ollama_url,
-                                 upstream_model=name, timeouts=timeouts)
+        models[name] = with_upstreams([
+            ModelSpec(name=name, provider="ollama", base_url=base_url, upstream_model=name, timeouts=timeouts,
+                      upstream=upstream_name(base_url))
+            for base_url in ollama_urls])
     return Catalogue(models, settings.default_model)
+
+
+def _urls(value: str, setting: str) -> list[str]:
+    urls = [url(item, setting) for item in _names(value)] or [url(value, setting)]
+    names = [upstream_name(item) for item in urls]
+    if len(set(names)) != len(names):
+        raise CatalogueError(f"{setting}: the same host and port is listed twice")
+    return urls
 
 
 def _from_file(path: Path, default_model: str, timeouts: Timeouts,
@@ -143,91 +154,12 @@ def _from_file(path: Path, default_model: str, timeouts: Timeouts,
     if not isinstance(document, dict) or not isinstance(document.get("models"), dict):
         raise CatalogueError(f"{path}: expected a mapping with a 'models' mapping")
     models = {
-        str(name): _entry(str(name), entry, timeouts, environ, path)
+        str(name): model_entry(str(name), entry, timeouts, environ, f"{path}: model {str(name)!r}")
         for name, entry in document["models"].items()
     }
+    check_fallbacks(models, str(path))
     return Catalogue(models, str(document.get("default_model") or default_model))
-
-
-def _entry(name: str, entry: Any, timeouts: Timeouts, environ: Mapping[str, str], path: Path) -> ModelSpec:
-    where = f"{path}: model {name!r}"
-    if not isinstance(entry, dict):
-        raise CatalogueError(f"{where}: expected a mapping")
-    unknown = set(entry) - _ENTRY_KEYS
-    if unknown:
-        raise CatalogueError(f"{where}: unknown keys {sorted(unknown)}")
-    provider = entry.get("provider")
-    if provider not in PROVIDER_KINDS:
-        raise CatalogueError(f"{where}: provider must be one of {sorted(PROVIDER_KINDS)}")
-    kind = entry.get("kind", CHAT)
-    if kind not in MODEL_KINDS:
-        raise CatalogueError(f"{where}: kind must be one of {list(MODEL_KINDS)}")
-    count_prompt_tokens = entry.get("count_prompt_tokens", True)
-    if not isinstance(count_prompt_tokens, bool):
-        raise CatalogueError(f"{where}: count_prompt_tokens must be true or false")
-    api_key = None
-    if entry.get("api_key_env"):
-        api_key = environ.get(entry["api_key_env"])
-        if not api_key:
-            raise CatalogueError(f"{where}: environment variable {entry['api_key_env']} is not set")
-    return ModelSpec(
-        name=name,
-        provider=provider,
-        base_url=_url(entry.get("base_url"), f"{where}: base_url"),
-        upstream_model=str(entry.get("upstream_model") or name),
-        timeouts=Timeouts(
-            connect=_positive(entry.get("connect_timeout", timeouts.connect), f"{where}: connect_timeout"),
-            read=_positive(entry.get("read_timeout", timeouts.read), f"{where}: read_timeout"),
-            total=_positive(entry.get("total_timeout", timeouts.total), f"{where}: total_timeout"),
-        ),
-        api_key=api_key,
-        input_price=_price(entry.get("input_price"), f"{where}: input_price"),
-        output_price=_price(entry.get("output_price"), f"{where}: output_price"),
-        kind=kind,
-        count_prompt_tokens=count_prompt_tokens,
-        default_max_tokens=_token_count(entry.get("default_max_tokens"), f"{where}: default_max_tokens"),
-    )
 
 
 def _names(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
-
-
-def _url(value: Any, what: str) -> str:
-    parts = urlsplit(str(value or ""))
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise CatalogueError(f"{what}: expected an http(s) URL, got {value!r}")
-    return str(value).rstrip("/")
-
-
-def _positive(value: Any, what: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise CatalogueError(f"{what}: expected a number of seconds, got {value!r}") from None
-    if number <= 0:
-        raise CatalogueError(f"{what}: must be positive")
-    return number
-
-
-def _token_count(value: Any, what: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise CatalogueError(f"{what}: expected a whole number of tokens, 1 or more, got {value!r}")
-    return value
-
-
-def _price(value: Any, what: str) -> Decimal | None:
-    """USD per million tokens, exactly as written: str() first, so 0.1 stays 0.1 and not its float."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise CatalogueError(f"{what}: expected USD per million tokens, got {value!r}")
-    try:
-        price = Decimal(str(value))
-    except InvalidOperation:
-        raise CatalogueError(f"{what}: expected USD per million tokens, got {value!r}") from None
-    if not price.is_finite() or price < 0:
-        raise CatalogueError(f"{what}: must be a non-negative number")
-    return price

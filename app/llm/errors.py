@@ -7,13 +7,21 @@ goes to the log.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 
 from ..errors import ApiError
+
+# Why one upstream attempt failed: a bounded set, used as the `reason` metric label and in a 502's attempts.
+CONNECT = "connect"  # refused, unreachable, or the connect timed out
+TIMEOUT = "timeout"  # an idle deadline: no headers, or no chunk, in time
+RESET = "reset"  # the connection closed before the answer was whole
+HTTP_5XX, HTTP_429, HTTP_408, HTTP_4XX = "http_5xx", "http_429", "http_408", "http_4xx"
+UNREADABLE = "unreadable"
+DEADLINE = "deadline"  # the call's total deadline passed: no time is left for another upstream
+CANCELLED = "cancelled"  # the client left
+# Failures that say nothing against the request: another upstream may well answer it.
+RETRYABLE = frozenset({CONNECT, TIMEOUT, RESET, HTTP_5XX, HTTP_429, HTTP_408})
 
 
 class ProviderError(ApiError):
@@ -23,9 +31,11 @@ class ProviderError(ApiError):
     code = "provider_error"
     outcome = "provider_error"  # the chat_completions_total{outcome} label value
     default_message = "The model provider failed to answer."
+    default_reason = RESET
 
-    def __init__(self, message: str | None = None):
-        super().__init__(self.status, self.code, message or self.default_message)
+    def __init__(self, message: str | None = None, *, reason: str | None = None, details: dict | None = None):
+        super().__init__(self.status, self.code, message or self.default_message, details)
+        self.reason = reason or self.default_reason
 
 
 class ProviderTimeout(ProviderError):
@@ -35,6 +45,14 @@ class ProviderTimeout(ProviderError):
     code = "provider_timeout"
     outcome = "timeout"
     default_message = "The model provider timed out."
+    default_reason = TIMEOUT
+
+
+def status_reason(status: int) -> str:
+    """The failure reason for an upstream's HTTP error status."""
+    if status >= 500:
+        return HTTP_5XX
+    return {429: HTTP_429, 408: HTTP_408}.get(status, HTTP_4XX)
 
 
 class ClientLeft(ProviderError):
@@ -48,6 +66,7 @@ class ClientLeft(ProviderError):
     code = "client_closed_request"
     outcome = "client_disconnect"
     default_message = "The client closed its connection before the reply was ready."
+    default_reason = CANCELLED
 
 
 class ProviderUnreachable(ProviderError):
@@ -58,9 +77,11 @@ class ProviderUnreachable(ProviderError):
     for the log).
     """
 
-    def __init__(self, model: str | None = None):
+    default_reason = CONNECT
+
+    def __init__(self, model: str | None = None, *, details: dict | None = None):
         self.model = model
-        super().__init__(unreachable_message(model))
+        super().__init__(unreachable_message(model), details=details)
 
 
 def unreachable_message(model: str | None) -> str:
@@ -69,21 +90,11 @@ def unreachable_message(model: str | None) -> str:
             "GET /health shows which model servers the gateway reaches.")
 
 
-@contextmanager
-def naming_model(name: str) -> Iterator[None]:
-    """An unreachable-provider error raised inside names the catalogue model `name`."""
-    try:
-        yield
-    except ProviderUnreachable as exc:
-        if exc.model is not None:
-            raise
-        raise ProviderUnreachable(name) from None
-
 
 def cut_short(call) -> ProviderError | None:
     """Why the gateway cut an UpstreamCall short, if it did: its deadline, or the client leaving."""
     if call is not None and call.expired:
-        return ProviderTimeout("The model provider did not finish within the deadline.")
+        return ProviderTimeout("The model provider did not finish within the deadline.", reason=DEADLINE)
     if call is not None and call.cancelled:
         return ClientLeft()
     return None
@@ -104,7 +115,9 @@ def translate(exc: requests.RequestException, call=None) -> ProviderError:
     ):
         return ProviderTimeout()
     if isinstance(exc, requests.ConnectionError):
-        return ProviderError("The model provider is unreachable or closed the connection.")
+        refused = exc.args and isinstance(getattr(exc.args[0], "reason", None), NewConnectionError)
+        return ProviderError("The model provider is unreachable or closed the connection.",
+                             reason=CONNECT if refused else RESET)
     return ProviderError()
 
 

@@ -15,7 +15,7 @@ import requests
 from ..http import request_id
 from ..logs import fingerprint
 from .calls import CancellableAdapter, UpstreamCall
-from .errors import ClientLeft, ProviderError, translate
+from .errors import UNREADABLE, ClientLeft, ProviderError, status_reason, translate
 from .stream import ProviderStream
 from .types import Completion, Embeddings, GenerationOptions, StreamPiece, Timeouts
 
@@ -89,7 +89,7 @@ class ChatProvider:
         if len(embeddings.vectors) != len(inputs):
             log.warning("%s at %s sent %d vectors for %d inputs", self.kind, self.base_url,
                         len(embeddings.vectors), len(inputs))
-            raise ProviderError("The model provider sent an unreadable answer.")
+            raise ProviderError("The model provider sent an unreadable answer.", reason=UNREADABLE)
         return embeddings
 
     def _whole(self, path: str, payload: dict[str, Any], timeouts: Timeouts, parse, call: UpstreamCall | None):
@@ -104,7 +104,7 @@ class ChatProvider:
             # No traceback: a parser's exception may quote the body, and the body may echo the prompt.
             log.warning("unreadable answer from %s: %s, body %s", self.base_url, type(exc).__name__,
                         fingerprint(response.content))
-            raise ProviderError("The model provider sent an unreadable answer.") from None
+            raise ProviderError("The model provider sent an unreadable answer.", reason=UNREADABLE) from None
         finally:
             response.close()
 
@@ -147,7 +147,8 @@ class ChatProvider:
             detail = _error_detail(response)
             log.warning("%s at %s answered %s: body %s", self.kind, self.base_url,
                         response.status_code, fingerprint(detail))
-            raise ProviderError(f"The model provider answered with HTTP {response.status_code}.")
+            raise ProviderError(f"The model provider answered with HTTP {response.status_code}.",
+                                reason=status_reason(response.status_code))
         return response
 
 

@@ -9,7 +9,7 @@ import requests
 
 from ..logs import fingerprint
 from .calls import UpstreamCall
-from .errors import ProviderError, cut_short, translate
+from .errors import UNREADABLE, ProviderError, cut_short, translate
 from .types import StreamPiece, Usage
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class ProviderStream:
                     piece = self._parse_line(line.decode("utf-8", errors="replace"))
                 except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                     log.warning("unreadable stream line: %s", fingerprint(line))
-                    raise ProviderError("The model provider sent an unreadable answer.") from None
+                    raise ProviderError("The model provider sent an unreadable answer.", reason=UNREADABLE) from None
                 if piece is None:
                     continue
                 if piece.usage is not None:

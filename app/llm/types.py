@@ -41,6 +41,19 @@ class ModelSpec:
     # The reply's token limit when a request sets none: a small CPU model otherwise writes to its whole context.
     default_max_tokens: int | None = None
 
+    # Where this spec sends its calls: one upstream's name (a metric label value) and its share of the calls.
+    upstream: str = ""
+    weight: float = 1.0
+    # A model's servers, each a whole spec of its own (the fields above are the first one's), and the
+    # catalogue models tried, in order, when every one of them failed before the first token.
+    upstreams: tuple[ModelSpec, ...] = field(default=(), repr=False)
+    fallbacks: tuple[str, ...] = ()
+
+    @property
+    def routes(self) -> tuple[ModelSpec, ...]:
+        """The specs a call to this model may go to: one per upstream."""
+        return self.upstreams or (self,)
+
     def limited(self, options: GenerationOptions) -> GenerationOptions:
         """`options` with this model's default_max_tokens, when the request named no limit of its own."""
         if self.default_max_tokens is None or options.max_tokens is not None or options.max_completion_tokens is not None:

@@ -164,3 +164,38 @@ EMBEDDING_DURATION = Histogram(
     ["model"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
 )
+
+# Upstreams: the servers behind each catalogue model (app/upstreams). `upstream` is an upstream's name
+# from the catalogue, unique within its model: a bounded set.
+UPSTREAM_OUTCOMES = ("success", "connect", "timeout", "reset", "http_5xx", "http_429", "http_408", "http_4xx",
+                     "unreadable", "deadline", "cancelled")
+UPSTREAM_REQUESTS = Counter(
+    "chat_upstream_requests_total",
+    "Calls to each upstream server (chat, streamed or whole, and embeddings), one per attempt, by outcome: "
+    "success, or why the attempt failed.",
+    ["model", "upstream", "outcome"],
+)
+UPSTREAM_DURATION = Histogram(
+    "chat_upstream_duration_seconds",
+    "Time from an attempt's start to its answer: a whole reply, or a stream's first token; successes only.",
+    ["model", "upstream"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40),
+)
+UPSTREAM_UP = Gauge(
+    "chat_upstream_up",
+    "1 while an upstream takes calls, 0 while it is ejected (or half-open, awaiting its trial call). "
+    "Per worker, and read as the highest over live workers: 0 means no worker sends it calls.",
+    ["model", "upstream"],
+    multiprocess_mode="livemax",
+)
+UPSTREAM_EJECTIONS = Counter(
+    "chat_upstream_ejections_total",
+    "Times a worker ejected an upstream: after consecutive failures, a failed half-open trial, or the probe.",
+    ["model", "upstream"],
+)
+FAILOVERS = Counter(
+    "chat_failovers_total",
+    "Attempts that failed before the first token and were retried on another upstream or a fallback model, "
+    "by the requested model and why the attempt failed.",
+    ["model", "reason"],
+)

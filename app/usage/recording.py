@@ -72,6 +72,10 @@ class UsageLedger:
         self.user_id, self.org_id, self.api_key_id, self.conversation_id = user_id, org_id, api_key_id, conversation_id
         self.written = False
 
+    def answered_by(self, spec: ModelSpec) -> None:
+        """The row names, and is priced by, the model and upstream that answered (a fallback's, maybe)."""
+        self.model = spec
+
     def cost(self, usage: Usage | None) -> Decimal | None:
         return cost_of(self.model, usage)
 

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..chat.replies import ask_whole
 from ..chat.tally import CompletionTally, settled_if_failed
 from ..http.caller import Caller
-from ..llm import (PROVIDER_KINDS, Catalogue, Completion, GenerationOptions, ModelSpec, ProviderPool,
-                   UnknownModel, Usage)
+from ..llm import PROVIDER_KINDS, Catalogue, Completion, GenerationOptions, ModelSpec, UnknownModel, Usage
+from ..upstreams import Router
 from ..usage.budgets import enforce_budget
 from ..usage.recording import UsageLedger
 from .errors import ModelNotFound
@@ -63,15 +63,15 @@ def prepare(*, session: Session, db_sessions: sessionmaker[Session], catalogue: 
                                    api_key_id=caller.api_key_id))
 
 
-def complete(*, providers: ProviderPool, call: Call) -> dict[str, Any]:
+def complete(*, router: Router, call: Call) -> dict[str, Any]:
     """The whole reply as a `chat.completion`; provider failures become 502/504 as on our own chat routes."""
     tally = CompletionTally(call.model.name, streaming=False, ledger=call.ledger)
     with settled_if_failed(tally):
-        completion, usage = ask_whole(providers=providers, model=call.model, messages=call.messages,
-                                      options=call.options, tally=tally)
+        completion, usage, answered_by = ask_whole(router=router, model=call.model, messages=call.messages,
+                                                   options=call.options, tally=tally)
     tally.finish("success", usage=usage)
     return {
-        "id": call.id, "object": "chat.completion", "created": call.created, "model": call.model.name,
+        "id": call.id, "object": "chat.completion", "created": call.created, "model": answered_by.name,
         "choices": [{"index": 0, "message": _assistant(completion), "logprobs": completion.logprobs,
                      "finish_reason": completion.finish_reason or ("tool_calls" if completion.tool_calls else "stop")}],
         "usage": usage_body(usage),

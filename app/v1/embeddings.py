@@ -22,12 +22,12 @@ from ..http.caller import Caller
 from ..http.client_watch import cancelled_if_client_leaves
 from ..chat.context import estimate_tokens
 from ..chat.tally import settled_if_failed
-from ..llm import PROVIDER_KINDS, Catalogue, ModelSpec, ProviderPool, UnknownModel, Usage
+from ..llm import PROVIDER_KINDS, Catalogue, ModelSpec, UnknownModel, Usage
 from ..llm.calls import UpstreamCall
-from ..llm.errors import naming_model
 from ..llm.types import COUNTED_BY_CHARACTERS, COUNTED_BY_TOKENIZER
 from ..metrics.definitions import (CHAT_OUTCOMES, EMBEDDING_COST, EMBEDDING_DURATION, EMBEDDING_INPUTS,
                                    EMBEDDING_REQUESTS, EMBEDDING_TOKENS)
+from ..upstreams import Router
 from ..usage.budgets import enforce_budget
 from ..usage.recording import UsageLedger
 from .errors import ModelNotFound
@@ -35,7 +35,7 @@ from .errors import ModelNotFound
 log = logging.getLogger(__name__)
 
 
-def create(*, session: Session, db_sessions: sessionmaker[Session], catalogue: Catalogue, providers: ProviderPool,
+def create(*, session: Session, db_sessions: sessionmaker[Session], catalogue: Catalogue, router: Router,
            caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
     """Check the model, the kind's support and the budgets of the API key and its org, then embed every input."""
     try:
@@ -52,14 +52,17 @@ def create(*, session: Session, db_sessions: sessionmaker[Session], catalogue: C
     tally = EmbeddingTally(spec, UsageLedger(db_sessions=db_sessions, model=spec, user_id=caller.user_id,
                                                      org_id=caller.org_id, api_key_id=caller.api_key_id))
     call = UpstreamCall(spec.timeouts.total)
-    with settled_if_failed(tally), naming_model(spec.name), cancelled_if_client_leaves(call.cancel):
-        result = providers.client_for(spec).embed(model=spec.upstream_model, inputs=inputs,
-                                                  dimensions=data.get("dimensions"), timeouts=spec.timeouts, call=call)
+    try:
+        with settled_if_failed(tally), cancelled_if_client_leaves(call.cancel):
+            result, answered_by = router.embed(spec, inputs=inputs, dimensions=data.get("dimensions"), call=call)
+            tally.ledger.answered_by(answered_by)
+    finally:
+        call.finish()
     usage = _usage(inputs, token_input, result.prompt_tokens)
     tally.finish("success", usage=usage, inputs=len(inputs))
     encode = _base64 if data["encoding_format"] == "base64" else list
     return {
-        "object": "list", "model": spec.name,
+        "object": "list", "model": answered_by.name,
         "data": [{"object": "embedding", "index": index, "embedding": encode(vector)}
                  for index, vector in enumerate(result.vectors)],
         "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens},

@@ -8,6 +8,7 @@ from ..auth.required import auth_required
 from ..db import get_session, session_factory
 from ..http.openapi import Blueprint, may_fail
 from ..llm import get_llm
+from ..upstreams import get_router
 from . import completions, embeddings, streaming
 from .errors import in_openai_shape
 from .responses import (COMPLETION_DOC, EmbeddingListSchema, OpenAIErrorSchema, OpenAIModelListSchema,
@@ -51,8 +52,8 @@ def create_chat_completion(data):
     call = completions.prepare(session=get_session(), db_sessions=session_factory(), catalogue=llm.catalogue,
                                caller=current_caller(), data=data)
     if not call.stream:
-        return completions.complete(providers=llm.providers, call=call)
-    return streaming.start_stream(providers=llm.providers, call=call,
+        return completions.complete(router=get_router(), call=call)
+    return streaming.start_stream(router=get_router(), call=call,
                                   heartbeat_seconds=current_app.config["SETTINGS"].heartbeat_seconds)
 
 
@@ -66,4 +67,4 @@ def create_embeddings(data):
     """Embeddings of a string, a list of strings, or token arrays (where the provider takes them)"""
     llm = get_llm()
     return embeddings.create(session=get_session(), db_sessions=session_factory(), catalogue=llm.catalogue,
-                             providers=llm.providers, caller=current_caller(), data=data)
+                             router=get_router(), caller=current_caller(), data=data)

@@ -17,7 +17,7 @@ from flask import Response
 from ..chat.events import SSE_HEADERS, RelayedEvents, sse, start_relay
 from ..chat.relay import End, Relay, Token
 from ..chat.tally import CompletionTally
-from ..llm import ProviderPool
+from ..upstreams import Router
 from ..llm.types import ToolCallDelta
 from .completions import Call, usage_body
 from .errors import openai_error
@@ -25,9 +25,9 @@ from .errors import openai_error
 DONE = b"data: [DONE]\n\n"
 
 
-def start_stream(*, providers: ProviderPool, call: Call, heartbeat_seconds: float) -> Response:
+def start_stream(*, router: Router, call: Call, heartbeat_seconds: float) -> Response:
     tally = CompletionTally(call.model.name, streaming=True, ledger=call.ledger)
-    relay, first = start_relay(providers=providers, model=call.model, messages=call.messages, options=call.options,
+    relay, first = start_relay(router=router, model=call.model, messages=call.messages, options=call.options,
                                tally=tally, heartbeat_seconds=heartbeat_seconds)
     chunks = CompletionChunks(relay=relay, first=first, call=call, tally=tally,
                               heartbeat_seconds=heartbeat_seconds)
@@ -41,7 +41,7 @@ class CompletionChunks(RelayedEvents):
                  tally: CompletionTally, heartbeat_seconds: float):
         super().__init__(relay=relay, first=first, tally=tally, heartbeat_seconds=heartbeat_seconds,
                          prompt=call.messages)
-        self.call = call
+        self.call, self.model = call, call.model
 
     def opening(self) -> Iterator[bytes]:
         yield sse(self._chunk({"role": "assistant", "content": ""}))
@@ -79,7 +79,7 @@ class CompletionChunks(RelayedEvents):
     def _chunk(self, delta: dict[str, Any] | None, finish_reason: str | None = None) -> dict[str, Any]:
         chunk: dict[str, Any] = {
             "id": self.call.id, "object": "chat.completion.chunk", "created": self.call.created,
-            "model": self.call.model.name,
+            "model": self.answered_by.name,
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
         }
         if self.call.include_usage:

@@ -57,8 +57,9 @@ def test_failures_before_any_token_are_json_errors(client, user, conversation, f
     assert response.status_code == status
     assert response.mimetype == "application/json"
     error = response.get_json()["error"]
-    assert error["code"] == code and error["details"] == {}
-    assert "crashed" not in error["message"] and "127.0.0.1" not in error["message"]
+    assert error["code"] == code and error["details"]["model"] == model
+    assert [attempt["model"] for attempt in error["details"]["attempts"]] == [model]  # one upstream, no fallbacks
+    assert "crashed" not in str(error) and "127.0.0.1" not in error["message"] and "://" not in str(error["details"])
     assert_only_the_user_message(db_session, conversation)
     after = outcomes(model, streaming)
     expected = "timeout" if status == 504 else "provider_error"
@@ -82,11 +83,16 @@ def test_unreachable_provider_is_502(app_config, user, conversation, db_session,
 
     assert response.status_code == 502
     error = response.get_json()["error"]
-    assert error["code"] == "provider_error" and error.get("details", {}) == {}
+    assert error["code"] == "provider_error"
     # What a new user without a model server needs: which model, that nothing answered, and where to look.
     assert error["message"] == ("None of the upstreams of model 'llama3.1' answered: the model server is down or "
                                 "unreachable. GET /health shows which model servers the gateway reaches.")
     assert url not in error["message"] and url in caplog.text  # the upstream's URL goes to the log only
+    if "details" in error:  # /v1's error shape has no details
+        assert error["details"]["model"] == "llama3.1"
+        [attempt] = error["details"]["attempts"]
+        assert attempt["model"] == "llama3.1" and attempt["reason"] == "connect"
+        assert attempt["upstream"].startswith("127.0.0.1:") and url not in str(error)  # its name; never its URL
     if endpoint not in bodies:
         assert_only_the_user_message(db_session, conversation)
 

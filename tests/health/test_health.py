@@ -7,7 +7,10 @@ def test_health_reports_database_and_settings(client):
     response = client.get("/health")
     assert response.status_code == 200
     body = response.get_json()
-    assert body.pop("providers")[0]["models"] == ["llama3.1"]  # reachability: tests/test_operator_gunicorn.py
+    assert body.pop("providers")[0]["models"] == ["llama3.1"]
+    upstream = body.pop("upstreams")[0]  # nothing listens at the default URL: the probe may have ejected it already
+    assert (upstream["model"], upstream["name"], upstream["outstanding"]) == ("llama3.1", "localhost:11434", 0)
+    assert upstream["state"] in ("healthy", "ejected")  # reachability: tests/test_operator_gunicorn.py
     assert body == {"status": "ok", "env": "test", "db": "up", "defaultModel": "llama3.1", "version": __version__}
 
 

@@ -135,3 +135,56 @@ models:
     assert catalogue.get("llama3.1").default_max_tokens == 512
     assert catalogue.get("other").default_max_tokens is None
     assert load_catalogue(settings(), environ={}).get("llama3.1").default_max_tokens is None
+
+
+def test_upstreams_fallbacks_and_per_upstream_fields(tmp_path):
+    path = write(tmp_path, "models.yaml", """
+models:
+  llama3.1:
+    provider: ollama
+    read_timeout: 30
+    input_price: 1
+    upstreams:
+      - {name: gpu-1, base_url: http://gpu-1:11434}
+      - {name: gpu-2, base_url: http://gpu-2:11434, weight: 2, read_timeout: 60, provider: openai, api_key_env: K}
+    fallbacks: [small]
+  small:
+    provider: ollama
+    base_url: http://cpu:11434
+""")
+    catalogue = load_catalogue(settings(MODELS_FILE=path), environ={"K": "k-2"})
+
+    llama = catalogue.get("llama3.1")
+    one, two = llama.upstreams
+    assert (one.upstream, one.weight, one.timeouts.read, one.provider, one.api_key) == ("gpu-1", 1.0, 30, "ollama", None)
+    assert (two.upstream, two.weight, two.timeouts.read, two.provider, two.api_key) == ("gpu-2", 2.0, 60, "openai", "k-2")
+    assert one.input_price == two.input_price == 1 and llama.fallbacks == ("small",)
+    assert [spec.upstream for spec in catalogue.get("small").routes] == ["cpu:11434"]  # base_url alone: host:port
+
+
+@pytest.mark.parametrize("models, message", [
+    ({"a": {"provider": "ollama", "base_url": "http://x", "fallbacks": ["b"]},
+      "b": {"provider": "ollama", "base_url": "http://y", "fallbacks": ["a"]}}, r"model 'a': fallback cycle a -> b -> a"),
+    ({"a": {"provider": "ollama", "base_url": "http://x", "fallbacks": ["nope"]}}, "model 'a': unknown fallback model 'nope'"),
+    ({"a": {"provider": "ollama", "upstreams": [{"name": "g", "base_url": "http://x"}, {"name": "g", "base_url": "http://y"}]}},
+     "model 'a': duplicate upstream name 'g'"),
+    ({"a": {"provider": "ollama", "upstreams": [{"base_url": "http://x:1"}, {"base_url": "http://x:1/v1"}]}},
+     "model 'a': duplicate upstream name 'x:1'"),
+    ({"a": {"provider": "ollama", "upstreams": [{"base_url": "http://x", "weight": 0}]}}, "upstream 1: weight: must be positive"),
+    ({"a": {"provider": "ollama", "base_url": "http://x", "upstreams": [{"base_url": "http://y"}]}}, "not both"),
+])
+def test_bad_upstreams_and_fallbacks_fail_at_start_naming_the_entry(tmp_path, models, message):
+    path = write(tmp_path, "models.json", json.dumps({"default_model": "a", "models": models}))
+
+    with pytest.raises(CatalogueError, match=message):
+        load_catalogue(settings(MODELS_FILE=path), environ={})
+
+
+def test_comma_separated_base_urls_are_upstreams_of_every_model():
+    catalogue = load_catalogue(settings(OLLAMA_BASE_URL="http://gpu-1:11434, http://gpu-2:11434", OLLAMA_MODELS="m2",
+                                        OPENAI_BASE_URL="http://v1:8000/v1,http://v2:8000/v1"))
+
+    assert [s.upstream for s in catalogue.get("m2").routes] == ["gpu-1:11434", "gpu-2:11434"]
+    assert [s.base_url for s in catalogue.get("gpt-4o-mini").routes] == ["http://v1:8000/v1", "http://v2:8000/v1"]
+    with pytest.raises(CatalogueError, match="OLLAMA_BASE_URL: the same host and port is listed twice"):
+        load_catalogue(settings(OLLAMA_BASE_URL="http://gpu-1:11434,http://gpu-1:11434/"))

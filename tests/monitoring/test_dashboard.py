@@ -48,6 +48,10 @@ REQUIRED_PANELS = {
     "Budget used by org": ("percentunit", ["gateway_usage_budget_used_ratio", "by (org, limit)"]),
     "Top API keys by tokens this month": ("short", ["gateway_usage_api_key_month_tokens", "by (api_key)"]),
     "Top API keys by cost this month": ("currencyUSD", ["gateway_usage_api_key_month_cost_usd", "by (api_key)"]),
+    "Upstream health": ("none", ["chat_upstream_up", "by (model, upstream)"]),
+    "Calls per upstream": ("reqps", ["chat_upstream_requests_total", "by (model, upstream, outcome)"]),
+    "p95 upstream time to answer": ("s", ["histogram_quantile(0.95", "chat_upstream_duration_seconds_bucket"]),
+    "Failovers by reason": ("reqps", ["chat_failovers_total", "by (model, reason)"]),
 }
 
 

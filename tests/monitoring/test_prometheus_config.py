@@ -124,7 +124,7 @@ def test_scrape_config_matches_the_gateway_contract():
 REQUIRED_ALERTS = {
     "GatewayDown", "GatewayHigh5xxRatio", "ChatErrorRatioHigh", "ChatCompletionLatencyP95High",
     "ChatTimeToFirstTokenP95High", "ChatAvailabilityBudgetBurnFast", "ChatAvailabilityBudgetBurnMedium",
-    "ChatAvailabilityBudgetBurnSlow",
+    "ChatAvailabilityBudgetBurnSlow", "UpstreamEjected", "ModelUpstreamsAllDown",
 }
 
 
