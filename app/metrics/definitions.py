@@ -164,3 +164,10 @@ EMBEDDING_DURATION = Histogram(
     ["model"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
 )
+
+TRACE_DROP_REASONS = ("queue_full", "export_failed")
+TRACE_SPANS_DROPPED = Counter(
+    "gateway_trace_spans_dropped_total",
+    "Finished spans never exported: the queue was full (queue_full) or the collector did not take them (export_failed).",
+    ["reason"],
+)
