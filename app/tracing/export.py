@@ -10,6 +10,7 @@ counted in gateway_trace_spans_dropped_total, with one log line per outage.
 """
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
@@ -165,11 +166,26 @@ class BoundedSpanProcessor(BatchSpanProcessor):
 
     def __init__(self, exporter: CountingExporter):
         super().__init__(exporter)
-        self._drops = exporter.drops
-        # The SDK drops the oldest span when its deque is full and only logs it; the deque is read to count.
-        self._queue = self._batch_processor._queue
+        # The SDK's queue is a bounded deque that silently pushes out its oldest span when full: ours counts it.
+        queue = self._batch_processor._queue
+        self._batch_processor._queue = _CountingQueue(queue, queue.maxlen, exporter.drops)
 
-    def on_end(self, span: ReadableSpan) -> None:
-        if span.context.trace_flags.sampled and len(self._queue) == self._queue.maxlen:
+
+class _CountingQueue(collections.deque):
+    """A bounded deque that counts what it pushes out; a lock makes "full" and the push one step."""
+
+    def __init__(self, items, maxlen: int, drops: _Drops):
+        super().__init__(items, maxlen)
+        self._lock = threading.Lock()
+        self._drops = drops
+
+    def appendleft(self, item) -> None:
+        with self._lock:
+            full = len(self) == self.maxlen
+            super().appendleft(item)
+        if full:
             self._drops.dropped(1, "queue_full")
-        super().on_end(span)
+
+    def pop(self):
+        with self._lock:
+            return super().pop()
