@@ -52,10 +52,24 @@ class RequestIdFilter(logging.Filter):
         if not hasattr(record, "request_id"):
             record.request_id = _access_request_id(record) or request_id.current.get() or "-"
         if self.traced and not hasattr(record, "trace_id"):
-            context = trace.get_current_span().get_span_context()
-            record.trace_id = format(context.trace_id, "032x") if context.is_valid else "-"
-            record.span_id = format(context.span_id, "016x") if context.is_valid else "-"
+            record.trace_id, record.span_id = _access_trace_ids(record) or _current_trace_ids()
         return True
+
+
+def _current_trace_ids() -> tuple[str, str]:
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return "-", "-"
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+def _access_trace_ids(record: logging.LogRecord) -> tuple[str, str] | None:
+    """gunicorn writes its access line after the request's span has ended: the ids come from `traceresponse`."""
+    if record.name == "gunicorn.access" and isinstance(record.args, dict):
+        parts = str(record.args.get("{traceresponse}o", "")).split("-")
+        if len(parts) == 4:
+            return parts[1], parts[2]
+    return None
 
 
 class JsonFormatter(logging.Formatter):
