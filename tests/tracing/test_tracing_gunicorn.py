@@ -1,11 +1,14 @@
 """Real gunicorn, 2 gevent workers, both databases: span trees exported by every worker, joined to the JSON logs."""
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
 from bench.fake_model import Script
 from tests.support.gateway import gateway, logged_in
+from tests.support.metrics import scrape
+from tests.support.servers import wait_until
 from tests.support.otlp import by_name, trace_id_of
 from tests.tracing.conftest import OLLAMA, OPENAI, models_file
 
@@ -19,6 +22,7 @@ def server(tmp_path_factory, module_database_url, _fake_llm_server, _otlp_receiv
     directory = tmp_path_factory.mktemp("traced-gateway")
     env = {"MODELS_FILE": models_file(directory, _fake_llm_server), "LOG_FORMAT": "json", "LOG_LEVEL": "INFO",
            "OTEL_EXPORTER_OTLP_ENDPOINT": _otlp_receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
+           "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "1",
            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=test"}
     with gateway(directory, _fake_llm_server, database_url=module_database_url, workers=2, env=env) as server:
         server.wait_for_workers(2)
@@ -115,3 +119,22 @@ def test_an_incoming_traceparent_is_honoured(server, owner, fake_llm, otlp):
     root = by_name(spans, "GET /conversations")
     assert root.parent_id == CALLER_SPAN
     assert any(span.attributes.get("db.system") and span.parent_id == root.span_id for span in spans)
+
+
+def test_a_refusing_collector_leaves_requests_alone_and_counts_the_drops(server, owner, fake_llm, otlp):
+    dropped_before = scrape(server.metrics_url).total("gateway_trace_spans_dropped_total")
+    said_before = server.log().count("spans dropped")
+    otlp.refuse = True
+    try:
+        def chat(_):
+            return requests.post(f"{server.url}/v1/chat/completions", headers=owner.headers, timeout=30,
+                                 json={"model": OLLAMA, "messages": [{"role": "user", "content": "Hi"}]}).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(chat, range(16))) == [200] * 16
+        wait_until(lambda: scrape(server.metrics_url).total("gateway_trace_spans_dropped_total",
+                                                            reason="export_failed") >= dropped_before + 16 * 2,
+                   what="the spans of 16 chats counted as dropped")
+        assert 1 <= server.log().count("spans dropped") - said_before <= 2  # once per worker at most
+    finally:
+        otlp.refuse = False
