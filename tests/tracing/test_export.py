@@ -95,7 +95,7 @@ def test_a_full_queue_drops_spans_and_counts_each(monkeypatch):
     assert dropped("queue_full") - before >= 10 - 2 * 2  # at most one batch in export and one queued
 
 
-def test_log_lines_in_a_span_carry_its_ids(client, fake_llm):
+def test_log_lines_in_a_span_carry_its_ids():
     record_filter = logs.RequestIdFilter(traced=True)
     provider = TracerProvider()
     with provider.get_tracer("test").start_as_current_span("request") as span:
