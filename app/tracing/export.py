@@ -122,7 +122,7 @@ class _Drops:
         self.endpoint = endpoint
         self.said = False
 
-    def dropped(self, count: int, reason: str) -> None:
+    def dropped(self, count: int, *, reason: str) -> None:
         TRACE_SPANS_DROPPED.labels(reason).inc(count)
         if not self.said:
             self.said = True
@@ -151,7 +151,7 @@ class CountingExporter(SpanExporter):
         if result is SpanExportResult.SUCCESS:
             self.drops.recovered()
         else:
-            self.drops.dropped(len(spans), "export_failed")
+            self.drops.dropped(len(spans), reason="export_failed")
         return result
 
     def shutdown(self) -> None:
@@ -184,7 +184,7 @@ class _CountingQueue(collections.deque):
             full = len(self) == self.maxlen
             super().appendleft(item)
         if full:
-            self._drops.dropped(1, "queue_full")
+            self._drops.dropped(1, reason="queue_full")
 
     def pop(self):
         with self._lock:
