@@ -158,7 +158,9 @@ def test_content_is_captured_only_when_asked_and_bounded(client, user, conversat
     assert attributes["gen_ai.output.messages"] == "Bonjour !"
 
     fake_llm.script = Script(tokens=["x" * 1000] * 40)
-    spans = exported(otlp, chat(client, user, conversation, path="stream", content="y" * 30_000))
+    response = chat(client, user, conversation, path="stream", content="y" * 30_000)
+    assert b'"type": "end"' in response.get_data()  # read to the end: the call's span ends with the stream
+    spans = exported(otlp, response)
     attributes = by_name(spans, f"chat {OLLAMA}").attributes
     assert len(attributes["gen_ai.input.messages"]) <= CONTENT_LIMIT + 20
     assert len(attributes["gen_ai.output.messages"]) <= CONTENT_LIMIT + 20
