@@ -2,7 +2,8 @@
 
 It decodes every export with opentelemetry-proto, as a collector would, and
 keeps the spans as plain `ReceivedSpan`s. `refuse` makes it answer 503 (a
-collector that is up but not taking spans).
+collector that is up but not taking spans); `hold` (an Event, set: answer) makes
+every export wait until it is released (a collector that is slow).
 """
 from __future__ import annotations
 
@@ -52,12 +53,15 @@ class OtlpReceiver:
         self.spans: list[ReceivedSpan] = []
         self.exports = 0
         self.refuse = False
+        self.hold = threading.Event()
+        self.hold.set()
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.hold.wait(30)
                 if receiver.refuse or self.path != "/v1/traces":
                     self.send_response(503 if receiver.refuse else 404)
                     self.send_header("Content-Length", "0")
@@ -113,6 +117,7 @@ class OtlpReceiver:
             self.headers.clear()
             self.exports = 0
             self.refuse = False
+            self.hold.set()
 
     def __enter__(self) -> OtlpReceiver:
         threading.Thread(target=self.server.serve_forever, daemon=True, name="otlp-receiver").start()

@@ -64,6 +64,28 @@ def test_a_refusing_collector_is_said_once_and_again_after_it_recovered(quick_ex
     assert [span.name for span in otlp.spans] == ["GET /livez"]
 
 
+def test_a_slow_collector_holds_up_no_request(client, user, fake_llm, otlp):
+    tracing.flush()  # the user's sign-up
+    otlp.hold.clear()
+    client.get("/livez").close()
+    # An export of the /livez span, stuck on the collector (or waiting for the export thread's own stuck one).
+    exporting = threading.Thread(target=tracing.flush)
+    exporting.start()
+    try:
+        for _ in range(3):  # each ends its spans meanwhile: they queue
+            response = client.post("/v1/chat/completions", headers=user.headers,
+                                   json={"model": "llama3.1", "messages": [{"role": "user", "content": "Hi"}]})
+            assert response.status_code == 200
+            response.close()
+        # All three answered while the export still waited.
+        assert exporting.is_alive() and not [span for span in otlp.spans if span.name == "POST /v1/chat/completions"]
+    finally:
+        otlp.hold.set()
+        exporting.join(10)
+    tracing.flush()
+    assert sum(1 for span in otlp.spans if span.name == "POST /v1/chat/completions") == 3
+
+
 class HeldExporter(SpanExporter):
     """Exports nothing until released: the collector is slow."""
 
