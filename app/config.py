@@ -57,6 +57,12 @@ def _limits(name: str, raw: str, _check: dict) -> str:
     return raw
 
 
+def _http_url(name: str, raw: str, _check: dict) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {raw!r}")
+    return raw.rstrip("/")
+
+
 def _upper(_name: str, raw: str, _check: dict) -> str:
     return raw.upper()
 
@@ -196,8 +202,8 @@ class Settings:
     # stop sending new requests before the listening socket closes.
     drain_delay_seconds: float = _setting("DRAIN_DELAY_SECONDS", 2.0, _float, low=0, high=300)
     # OpenTelemetry traces (app/tracing), under the SDK's own variable names: off unless an endpoint is set.
-    otel_endpoint: str = _setting("OTEL_EXPORTER_OTLP_ENDPOINT", "", _url)  # the collector; traces go to /v1/traces
-    otel_traces_endpoint: str = _setting("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")  # the full URL, first if set
+    otel_endpoint: str = _setting("OTEL_EXPORTER_OTLP_ENDPOINT", "", _http_url)  # the collector; traces go to /v1/traces
+    otel_traces_endpoint: str = _setting("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", _http_url)  # the full URL, first if set
     otel_headers: str = _setting("OTEL_EXPORTER_OTLP_HEADERS", "")  # key=value,... sent with every export
     otel_service_name: str = _setting("OTEL_SERVICE_NAME", "ai-chat-gateway")
     otel_resource_attributes: str = _setting("OTEL_RESOURCE_ATTRIBUTES", "")
