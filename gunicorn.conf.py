@@ -39,7 +39,7 @@ if OWN_METRICS_DIR:
 METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 os.makedirs(METRICS_DIR, exist_ok=True)
 
-from app import logs  # noqa: E402
+from app import logs, tracing  # noqa: E402
 from app.boot import draining, preflight  # noqa: E402
 from app.config import ConfigError, Settings  # noqa: E402
 from app.llm import load_catalogue  # noqa: E402
@@ -73,7 +73,7 @@ except ConfigError as exc:
         metrics_dir.remove(METRICS_DIR)
     sys.exit(1)
 
-logs.configure(settings.log_format, settings.log_level)
+logs.configure(settings.log_format, settings.log_level, traced=bool(settings.traces_endpoint))
 logger_class = "app.logs.GunicornLogger"
 access_log_format = logs.ACCESS_LOG_FORMAT
 if GENERATED_JWT_SECRET:
@@ -169,6 +169,8 @@ def drain_then_stop(server):
 
 
 def post_worker_init(worker):
+    # The tracer provider and its export thread, in this worker (never the master: threads do not survive fork).
+    tracing.start_worker()
     # The provider probe runs from each worker's start, so its first /health already knows what answers.
     from app.health.probe import probe_for
 
@@ -182,6 +184,11 @@ def post_worker_init(worker):
         stop(signum, frame)
 
     signal.signal(signal.SIGTERM, stopping)
+
+
+def worker_exit(server, worker):
+    # A graceful exit (SIGTERM, max_requests, HUP): the spans of the requests it finished are exported first.
+    tracing.shutdown()
 
 
 def child_exit(server, worker):

@@ -26,6 +26,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     register_blueprints(app)
     register_commands(app)
     register_metrics(app)
+    register_tracing(app)
     register_overhead_clock(app)
     return app
 
@@ -34,7 +35,7 @@ def configure_logging(app: Flask) -> None:
     from . import logs
 
     settings = app.config["SETTINGS"]
-    logs.configure(settings.log_format, settings.log_level)
+    logs.configure(settings.log_format, settings.log_level, traced=bool(settings.traces_endpoint))
     logs.init_app(app)
 
 
@@ -124,6 +125,12 @@ def register_metrics(app: Flask) -> None:
     from .metrics import instrument
 
     instrument.init_app(app)
+
+
+def register_tracing(app: Flask) -> None:
+    from . import tracing
+
+    tracing.init_app(app)  # nothing at all unless an OTLP endpoint is set
 
 
 def register_overhead_clock(app: Flask) -> None:

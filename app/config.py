@@ -11,6 +11,9 @@ LOG_FORMATS = ("text", "json")
 # gunicorn's `sync` worker is refused rather than run: with more than one thread gunicorn silently
 # swaps it for gthread, and with one it serves a single request at a time, a stream blocking the rest.
 WORKER_CLASSES = ("gevent", "gthread")
+# OpenTelemetry's sampler names (OTEL_TRACES_SAMPLER); the ratio ones read OTEL_TRACES_SAMPLER_ARG.
+TRACE_SAMPLERS = ("always_on", "always_off", "traceidratio",
+                  "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio")
 # Secrets that must never reach production, whatever their length.
 PLACEHOLDER_SECRETS = {"change-me", "changeme", "secret", "dev", "development"}
 MIN_SECRET_BYTES = 32
@@ -52,6 +55,12 @@ def _limits(name: str, raw: str, _check: dict) -> str:
     except ValueError:
         raise ConfigError(f"{name} must be a rate such as 60/minute or 10/minute;100/hour, got {raw!r}") from None
     return raw
+
+
+def _http_url(name: str, raw: str, _check: dict) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {raw!r}")
+    return raw.rstrip("/")
 
 
 def _upper(_name: str, raw: str, _check: dict) -> str:
@@ -199,6 +208,22 @@ class Settings:
     # After SIGTERM: how long /readyz answers 503 while everything is still served, so load balancers
     # stop sending new requests before the listening socket closes.
     drain_delay_seconds: float = _setting("DRAIN_DELAY_SECONDS", 2.0, _float, low=0, high=300)
+    # OpenTelemetry traces (app/tracing), under the SDK's own variable names: off unless an endpoint is set.
+    otel_endpoint: str = _setting("OTEL_EXPORTER_OTLP_ENDPOINT", "", _http_url)  # the collector; traces go to /v1/traces
+    otel_traces_endpoint: str = _setting("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", _http_url)  # the full URL, first if set
+    otel_headers: str = _setting("OTEL_EXPORTER_OTLP_HEADERS", "")  # key=value,... sent with every export
+    otel_service_name: str = _setting("OTEL_SERVICE_NAME", "ai-chat-gateway")
+    otel_resource_attributes: str = _setting("OTEL_RESOURCE_ATTRIBUTES", "")
+    otel_traces_sampler: str = _setting("OTEL_TRACES_SAMPLER", "parentbased_always_on", _lower, choices=TRACE_SAMPLERS)
+    otel_traces_sampler_arg: float = _setting("OTEL_TRACES_SAMPLER_ARG", 1.0, _float, low=0, high=1)
+    otel_capture_content: bool = _setting("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", False, _bool)
+
+    @property
+    def traces_endpoint(self) -> str:
+        """Where spans are sent; empty: tracing is off."""
+        if self.otel_traces_endpoint:
+            return self.otel_traces_endpoint
+        return f"{self.otel_endpoint}/v1/traces" if self.otel_endpoint else ""
 
     @classmethod
     def from_env(cls, environ=None) -> "Settings":

@@ -40,11 +40,25 @@ def test_postgres_urls_use_the_shipped_driver():
         ({"GUNICORN_PRELOAD": "maybe"}, "GUNICORN_PRELOAD must be true or false, got 'maybe'"),
         ({"GUNICORN_REUSE_PORT": "on"}, "GUNICORN_REUSE_PORT must be true or false"),
         ({"REGISTRATION_OPEN": "closed"}, "REGISTRATION_OPEN must be true or false"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https://"),
+        ({"OTEL_TRACES_SAMPLER": "sometimes"}, "OTEL_TRACES_SAMPLER must be one of always_on"),
+        ({"OTEL_TRACES_SAMPLER_ARG": "2"}, "OTEL_TRACES_SAMPLER_ARG must be between 0 and 1"),
+        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "yes please"}, "must be true or false"),
     ],
 )
 def test_bad_values_stop_start_up_with_a_clear_message(env, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize("env, endpoint", [
+    ({}, ""),  # tracing off
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/"}, "http://collector:4318/v1/traces"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+      "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://vendor.example/otlp/traces"}, "https://vendor.example/otlp/traces"),
+])
+def test_the_traces_endpoint_is_the_specific_one_or_the_base_one_with_its_path(env, endpoint):
+    assert Settings.from_env(env).traces_endpoint == endpoint
 
 
 def test_gunicorn_settings_are_typed_with_their_defaults():

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .. import tracing
 from ..llm import ModelSpec, ProviderError, Usage
 from ..metrics.definitions import CHAT_OUTCOMES
 from ..usage.recording import UsageLedger
@@ -45,6 +46,7 @@ class CompletionTally:
         if self.telemetry.finished:
             return
         cost = self.ledger.cost(usage) if self.ledger is not None else None
+        tracing.record_outcome(outcome)
         self.telemetry.finish(outcome, usage=usage, cost=cost)
         if self.ledger is not None:
             self.ledger.write_alone(outcome=outcome, usage=usage, timings=self.telemetry.timings())

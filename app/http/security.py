@@ -10,7 +10,7 @@ from flask_cors import CORS
 # No document of ours loads anything; the API docs page, when there is one, sets its own.
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 # Headers a browser client may read from our responses.
-EXPOSED_HEADERS = ["Retry-After", "X-Request-ID", "X-Gateway-Overhead-Ms", "WWW-Authenticate"]
+EXPOSED_HEADERS = ["Retry-After", "X-Request-ID", "X-Gateway-Overhead-Ms", "WWW-Authenticate", "traceresponse"]
 
 
 def init_app(app: Flask) -> None:

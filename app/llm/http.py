@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import requests
 
+from .. import tracing
 from ..http import request_id
 from ..logs import fingerprint
 from .calls import CancellableAdapter, UpstreamCall
@@ -79,18 +80,20 @@ class ChatProvider:
         `call` lets another thread (or greenlet) cancel it: a client that left.
         """
         payload = self.payload(model=model, messages=messages, options=options, stream=False)
-        return self._whole(self.path, payload, timeouts, self.parse_completion, call)
+        with self._attempt("chat", model, options=options, messages=messages) as attempt:
+            return attempt.replied(self._whole(self.path, payload, timeouts, self.parse_completion, call))
 
     def embed(self, *, model: str, inputs: list[str] | list[list[int]], dimensions: int | None,
               timeouts: Timeouts, call: UpstreamCall | None = None) -> Embeddings:
         """One vector per input, in order; ProviderTimeout when it takes longer than `timeouts.total`."""
         payload = self.embed_payload(model=model, inputs=inputs, dimensions=dimensions)
-        embeddings = self._whole(self.embed_path, payload, timeouts, self.parse_embeddings, call)
-        if len(embeddings.vectors) != len(inputs):
-            log.warning("%s at %s sent %d vectors for %d inputs", self.kind, self.base_url,
-                        len(embeddings.vectors), len(inputs))
-            raise ProviderError("The model provider sent an unreadable answer.", reason=UNREADABLE)
-        return embeddings
+        with self._attempt("embeddings", model, dimensions=dimensions) as attempt:
+            embeddings = self._whole(self.embed_path, payload, timeouts, self.parse_embeddings, call)
+            if len(embeddings.vectors) != len(inputs):
+                log.warning("%s at %s sent %d vectors for %d inputs", self.kind, self.base_url,
+                            len(embeddings.vectors), len(inputs))
+                raise ProviderError("The model provider sent an unreadable answer.", reason=UNREADABLE)
+            return attempt.embedded(embeddings)
 
     def _whole(self, path: str, payload: dict[str, Any], timeouts: Timeouts, parse, call: UpstreamCall | None):
         call = call or UpstreamCall(timeouts.total)
@@ -113,15 +116,20 @@ class ChatProvider:
         """The reply as it is generated. `call` lets another thread cancel it, even before the headers came."""
         payload = self.payload(model=model, messages=messages, options=options, stream=True)
         call = call or UpstreamCall(timeouts.total)
-        try:
-            response = self._post(payload, timeouts=timeouts, stream=True, call=call)
-        except BaseException:
-            call.finish()
-            raise
-        return ProviderStream(response, self.parse_stream_line, call)
+        with self._attempt("chat", model, options=options, messages=messages) as attempt:
+            try:
+                response = self._post(payload, timeouts=timeouts, stream=True, call=call)
+            except BaseException:
+                call.finish()
+                raise
+            return ProviderStream(response, self.parse_stream_line, call, trace=attempt.follow())
 
     def close(self) -> None:
         self.session.close()
+
+    def _attempt(self, operation: str, model: str, **call):
+        """This call's CLIENT span (app/tracing), or nothing when traces are off."""
+        return tracing.upstream_call(operation, provider=self.kind, base_url=self.base_url, model=model, **call)
 
     def _post(self, payload: dict[str, Any], *, timeouts: Timeouts, stream: bool,
               call: UpstreamCall, path: str | None = None) -> requests.Response:
@@ -130,6 +138,7 @@ class ChatProvider:
             headers[request_id.HEADER] = request_id.current.get()
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
+        tracing.inject(headers)
         try:
             with call.bound():
                 response = self.session.post(

@@ -26,11 +26,13 @@ class ProviderStream:
     """
 
     def __init__(self, response: requests.Response, parse_line: Callable[[str], StreamPiece | None],
-                 call: UpstreamCall):
+                 call: UpstreamCall, *, trace=None):
         self._response = response
         self._call = call
         self._parse_line = parse_line
-        self._deltas = self._read()
+        # `trace`: the call's span (app/tracing), ended with the stream; None when traces are off.
+        self._trace = trace
+        self._deltas = self._read() if trace is None else trace.follow_stream(self, self._read())
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.completed = False
@@ -99,6 +101,8 @@ class ProviderStream:
         self._deltas.close()
         self._response.close()
         self._call.finish()
+        if self._trace is not None:
+            self._trace.end_stream(self)
 
     def __enter__(self) -> ProviderStream:
         return self

@@ -199,3 +199,11 @@ FAILOVERS = Counter(
     "by the requested model and why the attempt failed.",
     ["model", "reason"],
 )
+
+# Traces (app/tracing): spans finished but never exported, by why.
+TRACE_DROP_REASONS = ("queue_full", "export_failed")
+TRACE_SPANS_DROPPED = Counter(
+    "gateway_trace_spans_dropped_total",
+    "Finished spans never exported: the queue was full (queue_full) or the collector did not take them (export_failed).",
+    ["reason"],
+)
