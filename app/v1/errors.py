@@ -35,7 +35,11 @@ def from_contract(status: int, error: dict) -> dict:
     if param is None and error.get("code") == "validation_error" and details:
         param, problem = next(iter(details.items()))  # OpenAI names the one parameter at fault
         message = f"Invalid value for '{param}': {_first_message(problem)}"
-    return openai_error(status, error.get("code"), message, param)
+    shaped = openai_error(status, error.get("code"), message, param)
+    if "attempts" in details:
+        # Who was tried and why each failed: a field OpenAI's shape lacks, which SDKs keep in the error's body.
+        shaped["error"]["attempts"] = details["attempts"]
+    return shaped
 
 
 def _first_message(problem) -> str:

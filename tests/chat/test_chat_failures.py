@@ -88,11 +88,13 @@ def test_unreachable_provider_is_502(app_config, user, conversation, db_session,
     assert error["message"] == ("None of the upstreams of model 'llama3.1' answered: the model server is down or "
                                 "unreachable. GET /health shows which model servers the gateway reaches.")
     assert url not in error["message"] and url in caplog.text  # the upstream's URL goes to the log only
-    if "details" in error:  # /v1's error shape has no details
+    if endpoint in bodies:  # OpenAI's error shape: the attempts ride along beside its four fields
+        [attempt] = error["attempts"]
+    else:
         assert error["details"]["model"] == "llama3.1"
         [attempt] = error["details"]["attempts"]
-        assert attempt["model"] == "llama3.1" and attempt["reason"] == "connect"
-        assert attempt["upstream"].startswith("127.0.0.1:") and url not in str(error)  # its name; never its URL
+    assert attempt["model"] == "llama3.1" and attempt["reason"] == "connect"
+    assert attempt["upstream"].startswith("127.0.0.1:") and url not in str(error)  # its name; never its URL
     if endpoint not in bodies:
         assert_only_the_user_message(db_session, conversation)
 
