@@ -72,6 +72,11 @@ def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"], app.config["SETTINGS"])
     app.extensions["db_engine"] = engine
     app.extensions["db_sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    # Same pool, each statement its own transaction. Under READ COMMITTED every statement has its own
+    # snapshot anyway, so the reads before a provider call lose nothing by it, and shed the BEGIN and
+    # COMMIT round trips a transaction costs on PostgreSQL (psycopg2 sends BEGIN on its own).
+    reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+    app.extensions["db_reader_sessionmaker"] = sessionmaker(reader, expire_on_commit=False)
     app.teardown_appcontext(_close_session)
 
 
@@ -82,12 +87,24 @@ def get_session() -> Session:
     return g.db_session
 
 
+def get_reader() -> Session:
+    """The request's session for reads only (autocommit): the checks and the history before a provider call.
+
+    Nothing written through it is atomic beyond one statement. End it with commit()
+    (free: no transaction is open) to hand its connection back before a long wait.
+    """
+    if "db_reader" not in g:
+        g.db_reader = current_app.extensions["db_reader_sessionmaker"]()
+    return g.db_reader
+
+
 def session_factory() -> sessionmaker[Session]:
     """Opens sessions that outlive the request, for work done while a response streams."""
     return current_app.extensions["db_sessionmaker"]
 
 
 def _close_session(_exc) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.close()
+    for name in ("db_reader", "db_session"):
+        session = g.pop(name, None)
+        if session is not None:
+            session.close()
