@@ -128,6 +128,13 @@ def hello_table(chat: dict) -> str:
     return table(["c", "route", "requests/s", "p50", "p99", "throughput in hellos", "p50 in hellos", "errors"], rows)
 
 
+def hellos_markdown(args, results: dict) -> str:
+    return "\n\n".join([f"# Overhead benchmark in hellos only, {now()}", f"- Machine: {machine()}",
+                        "## In hellos (the issue's table)\n\n"
+                        + table(["", "target", "measured", "met"], hello_targets(results["chat"])),
+                        hello_table(results["chat"])]) + "\n"
+
+
 def markdown(args, results: dict) -> str:
     chat, scrapes = results["chat"], results["metrics"]
     database = "PostgreSQL 127.0.0.1:5432 (a fresh database)" if args.postgres else "SQLite (a fresh file per gateway)"

@@ -52,6 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--hello-seconds", type=float, default=1.5, help="length of each round in hellos")
     parser.add_argument("--hello-rounds", type=int, default=4, help="rounds per route and concurrency in hellos")
     parser.add_argument("--long-turns", type=int, default=40, help="turns each in the long and short conversation")
+    parser.add_argument("--only-hellos", action="store_true",
+                        help="only the table in hellos and the long conversation (a quicker before/after)")
     parser.add_argument("--profile", action="store_true",
                         help="only sample the workers with py-spy under load; flame graph and table to bench/results/")
     parser.add_argument("--profile-route", choices=("conversation", "v1"), default="conversation")
@@ -100,6 +102,9 @@ async def chat_measurements(args, fake: FakeModel, database_url: str | None, log
                     env=gateway_env(args, METRICS_ENABLED="false", METRICS_PORT="0")) as bare:
         pool, (whole, direct), (stream, direct_stream) = await user_routes(gateway, fake)
         bare_pool, (whole_bare, _), _ = await user_routes(bare, fake)
+        if args.only_hellos:
+            with Hello(log_dir, args.workers) as hello:
+                return await in_hellos(args, gateway, hello, pool)
         c1_turns = (args.requests + 20) * args.repeat  # 20: the warm-up
         load_turns = int(MAX_TURNS_PER_SECOND * args.seconds * args.rounds)
         print("  (1) whole chats, concurrency 1", flush=True)
@@ -195,10 +200,11 @@ async def main_async(args) -> Path:
                 FakeModel(log_dir, tokens=args.tokens, seconds=0.0) as fake:
             return await profile.profile(args, fake, database.url, log_dir, gateway_env(args), results_dir)
     with ScratchDatabase(args.postgres, "bench_overhead") as database, FakeModel(log_dir, tokens=args.tokens, seconds=0.0) as fake:
-        results = {"chat": await chat_measurements(args, fake, database.url, log_dir),
-                   "metrics": await metrics_measurements(args, fake, database.url, log_dir)}
+        results = {"chat": await chat_measurements(args, fake, database.url, log_dir)}
+        if not args.only_hellos:
+            results["metrics"] = await metrics_measurements(args, fake, database.url, log_dir)
     results["wall_seconds"] = time.monotonic() - started
-    text = report.markdown(args, results)
+    text = report.hellos_markdown(args, results) if args.only_hellos else report.markdown(args, results)
     print(text)
     database_name = "postgres" if args.postgres else "sqlite"
     output = args.output or default_output("overhead", database_name, "quick" if args.quick else "full")
