@@ -1,8 +1,9 @@
 """Engine and the one-session-per-request lifecycle."""
 import time
+from collections.abc import Sequence
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Dialect, Engine, Executable, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -108,3 +109,45 @@ def _close_session(_exc) -> None:
         session = g.pop(name, None)
         if session is not None:
             session.close()
+
+
+Step = tuple[Executable, dict]
+
+
+def run_as_one(session: Session, steps: Sequence[Step]) -> None:
+    """Run `steps` atomically, in one round trip where the database allows it, and commit.
+
+    PostgreSQL runs a query string of several statements as one implicit
+    transaction, so a session with no transaction open sends them all at once
+    on an autocommit connection: one round trip instead of BEGIN, one per
+    statement and COMMIT. An error rolls all of them back and is raised (the
+    session is left to roll back). SQLite, in-process, runs them in turn.
+    """
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        for statement, params in steps:
+            session.execute(statement, params)
+        session.commit()
+        return
+    sql, values = [], {}
+    for index, (statement, params) in enumerate(steps):
+        text, processors, compiled = _compiled(statement, dialect)
+        for name, value in compiled.construct_params(params).items():
+            values[f"s{index}_{name}"] = processors[name](value) if name in processors else value
+        sql.append(text.replace("%(", f"%(s{index}_"))
+    options = {} if session.in_transaction() else {"isolation_level": "AUTOCOMMIT"}
+    session.connection(execution_options=options).exec_driver_sql(";\n".join(sql), values)
+    session.commit()
+
+
+_COMPILED: dict = {}
+
+
+def _compiled(statement: Executable, dialect: Dialect):
+    """A module-level statement compiled once per dialect: its SQL, its bind processors (JSON, enums)."""
+    key = (statement, dialect.name)
+    if key not in _COMPILED:
+        compiled = statement.compile(dialect=dialect)
+        # _bind_processors: the per-parameter conversions SQLAlchemy itself applies before the driver sees a value.
+        _COMPILED[key] = (compiled.string, compiled._bind_processors, compiled)
+    return _COMPILED[key]

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..conversations.service import get_visible
+from ..db import Step, run_as_one
 from ..errors import NotFound, database_unreachable
 from ..http.caller import Caller
 from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, ProviderPool, Usage
@@ -63,9 +65,12 @@ def start_turn(*, session: Session, reader: Session, db_sessions: sessionmaker[S
                           user_content=data["content"], budget=context_budget)
     reader.commit()  # no transaction to end: this hands the connection back
     user_message = _message(conversation.id, MessageRole.USER, data["content"], {})
-    if store_now and not _store(session, conversation.id, [user_message]):
-        raise NotFound("Conversation")  # deleted since the visibility check
-    session.commit()
+    if store_now:
+        try:
+            run_as_one(session, _store_steps(conversation.id, [user_message]))
+        except IntegrityError:
+            session.rollback()
+            raise NotFound("Conversation") from None  # deleted since the visibility check
     ledger = UsageLedger(db_sessions=db_sessions, model=spec, user_id=caller.user_id, org_id=conversation.org_id,
                          api_key_id=caller.api_key_id, conversation_id=conversation.id)
     return Turn(conversation.id, user_message, spec, options, prompt, ledger)
@@ -80,10 +85,8 @@ def complete_turn(*, session: Session, providers: ProviderPool, turn: Turn) -> d
         timings = tally.timings()
         meta = reply_meta(turn.model, usage, completion.finish_reason, timings)
         assistant = _message(turn.conversation_id, MessageRole.ASSISTANT, completion.content, meta)
-        stored = _store(session, turn.conversation_id, [turn.user_message, assistant])
-        turn.ledger.write(session, outcome="success", usage=usage, timings=timings,
-                          message_id=assistant.id if stored else None, in_conversation=stored)
-        session.commit()
+        stored = _store_with_usage(session, turn, [turn.user_message, assistant], reply=assistant,
+                                   outcome="success", usage=usage, timings=timings)
         turn.ledger.settled()
     except BaseException as exc:
         outcome = exc.outcome if isinstance(exc, ProviderError) else "internal_error"
@@ -105,12 +108,10 @@ def store_reply(*, session: Session, turn: Turn, content: str, meta: dict[str, A
     written, without a conversation (what was generated was still paid for).
     """
     message = _message(turn.conversation_id, MessageRole.ASSISTANT, content, meta)
-    stored = _store(session, turn.conversation_id, [message])
+    stored = _store_with_usage(session, turn, [message], reply=message, outcome=outcome, usage=usage,
+                               timings=meta["timings"])
     if not stored:
         log.info("conversation %s was deleted before its reply was stored", turn.conversation_id)
-    turn.ledger.write(session, outcome=outcome, usage=usage, timings=meta["timings"],
-                      message_id=message.id if stored else None, in_conversation=stored)
-    session.commit()
     turn.ledger.settled()
     return message if stored else None
 
@@ -119,9 +120,8 @@ def _store_question_alone(session: Session, turn: Turn, outcome: str, timings: d
     """The user's message and the failed completion's usage row (no tokens counted), in one transaction."""
     try:
         session.rollback()
-        stored = _store(session, turn.conversation_id, [turn.user_message])
-        turn.ledger.write(session, outcome=outcome, usage=None, timings=timings, in_conversation=stored)
-        session.commit()
+        _store_with_usage(session, turn, [turn.user_message], reply=None, outcome=outcome, usage=None,
+                          timings=timings)
         turn.ledger.settled()
     except Exception as exc:
         if not database_unreachable(exc):
@@ -138,12 +138,42 @@ def _message(conversation_id: str, role: MessageRole, content: str, meta: dict[s
                    created_at=utcnow())
 
 
+def _store_with_usage(session: Session, turn: Turn, messages: list[Message], *, reply: Message | None,
+                      **usage_row: Any) -> bool:
+    """The messages, the conversation's updatedAt and the usage row, committed together: one round trip on
+    PostgreSQL. False if the conversation is gone: then the usage row is written without it."""
+    try:
+        run_as_one(session, _store_steps(turn.conversation_id, messages) + turn.ledger.steps(
+            session, message_id=reply.id if reply else None, in_conversation=True, **usage_row))
+        return True
+    except IntegrityError:
+        session.rollback()  # the messages' foreign key: the conversation was deleted meanwhile
+    stored = _store(session, turn.conversation_id, messages)
+    turn.ledger.write(session, message_id=reply.id if stored and reply else None, in_conversation=stored,
+                      **usage_row)
+    session.commit()
+    return stored
+
+
 _conversations, _messages = Conversation.__table__, Message.__table__
 # Built once: statement construction was a visible share of a chat's CPU time.
 _TOUCH = (_conversations.update().where(_conversations.c.id == bindparam("conversation_id"))
           .values(updated_at=bindparam("updated_at")))
 _INSERT = _messages.insert()
 _MESSAGE_COLUMNS = ("id", "conversation_id", "role", "content", "meta", "created_at")
+# One statement for one or two rows (a turn's question and reply), so db.run_as_one compiles each once.
+# Typed by hand: SQLAlchemy gives a multi-row VALUES' untyped parameters their column's type in its first row only.
+_INSERT_ROWS = {count: _messages.insert().values([
+    {name: bindparam(f"{name}_{index}", type_=_messages.c[name].type) for name in _MESSAGE_COLUMNS}
+    for index in range(count)]) for count in (1, 2)}
+
+
+def _store_steps(conversation_id: str, messages: list[Message]) -> list[Step]:
+    """_store's statements for db.run_as_one: the UPDATE first (it locks the conversation against a delete)."""
+    rows = {f"{name}_{index}": getattr(message, name) for index, message in enumerate(messages)
+            for name in _MESSAGE_COLUMNS}
+    return [(_TOUCH, {"conversation_id": conversation_id, "updated_at": messages[-1].created_at}),
+            (_INSERT_ROWS[len(messages)], rows)]
 
 
 def _store(session: Session, conversation_id: str, messages: list[Message]) -> bool:
