@@ -3,7 +3,7 @@ import time
 from collections.abc import Sequence
 
 from flask import Flask, current_app, g
-from sqlalchemy import Dialect, Engine, Executable, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, Executable, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -39,8 +39,21 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
 IDLE_PING_SECONDS = 5.0
 
 
-def _note_checkin(_dbapi_connection, record) -> None:
+def _note_checkin(dbapi_connection, record) -> None:
     record.info["checked_in_at"] = time.monotonic()
+    if dbapi_connection is not None and dbapi_connection.autocommit:
+        dbapi_connection.autocommit = False  # back to transactions for the next holder (see _autocommit)
+
+
+def _autocommit(connection: Connection) -> None:
+    """PostgreSQL: this connection's statements commit each on its own until it goes back to the pool.
+
+    psycopg2's own attribute, set before the first statement: no round trip. SQLAlchemy's
+    isolation_level="AUTOCOMMIT" goes through psycopg2's set_isolation_level, which sent a SET
+    on the way in and another on the way back to the pool. SQLite has no round trips to save.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.connection.dbapi_connection.autocommit = True
 
 
 def _ping_if_idle(engine: Engine):
@@ -76,8 +89,9 @@ def init_app(app: Flask) -> None:
     # Same pool, each statement its own transaction. Under READ COMMITTED every statement has its own
     # snapshot anyway, so the reads before a provider call lose nothing by it, and shed the BEGIN and
     # COMMIT round trips a transaction costs on PostgreSQL (psycopg2 sends BEGIN on its own).
-    reader = engine.execution_options(isolation_level="AUTOCOMMIT")
-    app.extensions["db_reader_sessionmaker"] = sessionmaker(reader, expire_on_commit=False)
+    reader = sessionmaker(engine, expire_on_commit=False)
+    event.listen(reader, "after_begin", lambda _session, _transaction, connection: _autocommit(connection))
+    app.extensions["db_reader_sessionmaker"] = reader
     app.teardown_appcontext(_close_session)
 
 
@@ -135,8 +149,11 @@ def run_as_one(session: Session, steps: Sequence[Step]) -> None:
         for name, value in compiled.construct_params(params).items():
             values[f"s{index}_{name}"] = processors[name](value) if name in processors else value
         sql.append(text.replace("%(", f"%(s{index}_"))
-    options = {} if session.in_transaction() else {"isolation_level": "AUTOCOMMIT"}
-    session.connection(execution_options=options).exec_driver_sql(";\n".join(sql), values)
+    fresh = not session.in_transaction()
+    connection = session.connection()
+    if fresh:
+        _autocommit(connection)  # the statements run as one implicit transaction: no BEGIN, no COMMIT
+    connection.exec_driver_sql(";\n".join(sql), values)
     session.commit()
 
 
