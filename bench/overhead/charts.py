@@ -18,7 +18,8 @@ def _log_ticks(low: float, high: float) -> list[float]:
     return [10.0 ** e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)]
 
 
-def _panel(x0: int, title: str, unit: str, series: dict[str, list[tuple[int, float]]], concurrencies: list[int]) -> list[str]:
+def _panel(x0: int, title: str, unit: str, series: dict[str, list[tuple[int, float]]],
+           concurrencies: list[int]) -> list[str]:
     values = [v for points in series.values() for _, v in points]
     if not values:
         return []

@@ -65,7 +65,8 @@ async def sweep(routes: dict[str, Route], concurrencies: list[int], seconds: flo
 def ratio(runs: dict[str, list[dict]], route: str, what: str) -> float | None:
     """Median over rounds of route/hello: throughput as a fraction of a hello's, latency p50 in hello round trips."""
     key = "per_second" if what == "throughput" else "latency_p50"
-    values = [mine[key] / hello[key] for mine, hello in zip(runs[route], runs[HELLO]) if mine.get(key) and hello.get(key)]
+    values = [mine[key] / hello[key] for mine, hello in zip(runs[route], runs[HELLO])
+              if mine.get(key) and hello.get(key)]
     return statistics.median(values) if values else None
 
 
