@@ -28,7 +28,11 @@ LONG_TARGET = 1.2  # a turn in a 300-message conversation vs a 5-message one, by
 
 
 async def api_key(port: int, headers: dict) -> dict:
-    response = await Connection(HOST, port).request("POST", "/api-keys", json_body={"name": "bench"}, headers=headers)
+    connection = Connection(HOST, port)
+    try:
+        response = await connection.request("POST", "/api-keys", json_body={"name": "bench"}, headers=headers)
+    finally:
+        connection.close()
     if response.status != 201:
         raise RuntimeError(f"create api key failed: {response.status} {response.body[:200]!r}")
     return {"Authorization": f"Bearer {json.loads(response.body)['key']}"}
