@@ -174,6 +174,10 @@ class Settings:
     db_pool_timeout: float = _setting("DB_POOL_TIMEOUT", 10.0, _float, low=0.01, high=300)
     # Per worker process: chats (whole or streamed) served at once; the next gets a 503.
     chat_max_concurrent: int = _setting("CHAT_MAX_CONCURRENT", 1000, _int, low=1, high=1_000_000)
+    # Per worker process: chats in their start (checks and history, up to the provider call) at once; the
+    # others wait in line, first in first served, and get a 503 after CHAT_QUEUE_TIMEOUT seconds.
+    chat_start_limit: int = _setting("CHAT_START_LIMIT", 32, _int, low=1, high=1_000_000)
+    chat_queue_timeout: float = _setting("CHAT_QUEUE_TIMEOUT", 10.0, _float, low=0.01, high=3600)
     # Per user, across workers and instances when the rate-limit storage is Redis: chat streams open at once (0: no cap).
     chat_max_streams_per_user: int = _setting("CHAT_MAX_STREAMS_PER_USER", 8, _int, low=0, high=100_000)
     # What a 503 for lack of capacity tells the client to wait, in seconds.

@@ -1,8 +1,9 @@
 """Engine and the one-session-per-request lifecycle."""
 import time
+from collections.abc import Sequence
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, Executable, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -38,8 +39,21 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
 IDLE_PING_SECONDS = 5.0
 
 
-def _note_checkin(_dbapi_connection, record) -> None:
+def _note_checkin(dbapi_connection, record) -> None:
     record.info["checked_in_at"] = time.monotonic()
+    if dbapi_connection is not None and dbapi_connection.autocommit:
+        dbapi_connection.autocommit = False  # back to transactions for the next holder (see _autocommit)
+
+
+def _autocommit(connection: Connection) -> None:
+    """PostgreSQL: this connection's statements commit each on its own until it goes back to the pool.
+
+    psycopg2's own attribute, set before the first statement: no round trip. SQLAlchemy's
+    isolation_level="AUTOCOMMIT" goes through psycopg2's set_isolation_level, which sent a SET
+    on the way in and another on the way back to the pool. SQLite has no round trips to save.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.connection.dbapi_connection.autocommit = True
 
 
 def _ping_if_idle(engine: Engine):
@@ -72,6 +86,12 @@ def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"], app.config["SETTINGS"])
     app.extensions["db_engine"] = engine
     app.extensions["db_sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    # Same pool, each statement its own transaction. Under READ COMMITTED every statement has its own
+    # snapshot anyway, so the reads before a provider call lose nothing by it, and shed the BEGIN and
+    # COMMIT round trips a transaction costs on PostgreSQL (psycopg2 sends BEGIN on its own).
+    reader = sessionmaker(engine, expire_on_commit=False)
+    event.listen(reader, "after_begin", lambda _session, _transaction, connection: _autocommit(connection))
+    app.extensions["db_reader_sessionmaker"] = reader
     app.teardown_appcontext(_close_session)
 
 
@@ -82,12 +102,69 @@ def get_session() -> Session:
     return g.db_session
 
 
+def get_reader() -> Session:
+    """The request's session for reads only (autocommit): the checks and the history before a provider call.
+
+    Nothing written through it is atomic beyond one statement. End it with commit()
+    (free: no transaction is open) to hand its connection back before a long wait.
+    """
+    if "db_reader" not in g:
+        g.db_reader = current_app.extensions["db_reader_sessionmaker"]()
+    return g.db_reader
+
+
 def session_factory() -> sessionmaker[Session]:
     """Opens sessions that outlive the request, for work done while a response streams."""
     return current_app.extensions["db_sessionmaker"]
 
 
 def _close_session(_exc) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.close()
+    for name in ("db_reader", "db_session"):
+        session = g.pop(name, None)
+        if session is not None:
+            session.close()
+
+
+Step = tuple[Executable, dict]
+
+
+def run_as_one(session: Session, steps: Sequence[Step]) -> None:
+    """Run `steps` atomically, in one round trip where the database allows it, and commit.
+
+    PostgreSQL runs a query string of several statements as one implicit
+    transaction, so a session with no transaction open sends them all at once
+    on an autocommit connection: one round trip instead of BEGIN, one per
+    statement and COMMIT. An error rolls all of them back and is raised (the
+    session is left to roll back). SQLite, in-process, runs them in turn.
+    """
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        for statement, params in steps:
+            session.execute(statement, params)
+        session.commit()
+        return
+    sql, values = [], {}
+    for index, (statement, params) in enumerate(steps):
+        text, processors, compiled = _compiled(statement, dialect)
+        for name, value in compiled.construct_params(params).items():
+            values[f"s{index}_{name}"] = processors[name](value) if name in processors else value
+        sql.append(text.replace("%(", f"%(s{index}_"))
+    fresh = not session.in_transaction()
+    connection = session.connection()
+    if fresh:
+        _autocommit(connection)  # the statements run as one implicit transaction: no BEGIN, no COMMIT
+    connection.exec_driver_sql(";\n".join(sql), values)
+    session.commit()
+
+
+_COMPILED: dict = {}
+
+
+def _compiled(statement: Executable, dialect: Dialect):
+    """A module-level statement compiled once per dialect: its SQL, its bind processors (JSON, enums)."""
+    key = (statement, dialect.name)
+    if key not in _COMPILED:
+        compiled = statement.compile(dialect=dialect)
+        # _bind_processors: the per-parameter conversions SQLAlchemy itself applies before the driver sees a value.
+        _COMPILED[key] = (compiled.string, compiled._bind_processors, compiled)
+    return _COMPILED[key]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import g, request
 
 from ..admission import rate_limits
-from ..db import get_session
+from ..db import get_reader
 from ..errors import ApiError, Unauthorized
 from ..http.caller import API_KEY_CALLER, Caller, current_caller
 from . import keys
@@ -40,13 +40,15 @@ def authenticate_api_key(*, scope: str | None) -> bool:
     if scope is None:
         raise Unauthorized("This route needs an access token from /auth/login, not an API key",
                            code="api_key_not_accepted")
-    key = keys.find_live_key(session=get_session(), secret=token.strip())
+    key = keys.find_live_key(session=get_reader(), secret=token.strip())
     if key is None:
         raise Unauthorized("The API key is invalid, expired or revoked", code="invalid_api_key")
     if scope not in key.scopes:
         raise InsufficientScope(scope)
     rate_limits.api_key_requests(key_id=key.id, per_minute=key.requests_per_minute)
+    budgeted = key.monthly_tokens is not None or key.monthly_cost_usd is not None
     g.setdefault(API_KEY_CALLER, Caller(user_id=key.user_id, api_key_id=key.id, org_id=key.org_id,
-                                        models=tuple(key.models) if key.models is not None else None))
+                                        models=tuple(key.models) if key.models is not None else None,
+                                        key_budgeted=budgeted))
     return True
 

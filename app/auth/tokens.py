@@ -1,7 +1,7 @@
 """JWT failures speak the same JSON error contract as everything else; revocation is checked on every use."""
 from flask import Flask, g
 
-from ..db import get_session
+from ..db import get_reader
 from ..errors import error_response
 from ..extensions import jwt
 from . import sessions
@@ -30,7 +30,9 @@ def _expired(_header, _payload):
 
 @jwt.token_in_blocklist_loader
 def _is_revoked(_header, payload) -> bool:
-    reason = sessions.revocation(session=get_session(), claims=payload)
+    reader = get_reader()
+    reason = sessions.revocation(session=reader, claims=payload)
+    reader.commit()  # hands the connection back: the route may wait on a model next
     setattr(g, REVOCATION_REASON, reason)
     return reason is not None
 

@@ -35,6 +35,12 @@ def history_limit(budget: int) -> int:
     return budget // MESSAGE_OVERHEAD_TOKENS + 1
 
 
+def history_budget(*, system_prompt: str | None, user_content: str, budget: int) -> int:
+    """The tokens left for past messages once the system prompt and the new message are counted."""
+    head = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return budget - prompt_tokens(head) - prompt_tokens([{"role": "user", "content": user_content}])
+
+
 @dataclass(frozen=True)
 class PastMessage:
     role: str
@@ -51,7 +57,7 @@ def build_prompt(*, system_prompt: str | None, recent_first: Iterable[PastMessag
     """
     head = [{"role": "system", "content": system_prompt}] if system_prompt else []
     tail = [{"role": "user", "content": user_content}]
-    remaining = budget - prompt_tokens(head) - prompt_tokens(tail)
+    remaining = history_budget(system_prompt=system_prompt, user_content=user_content, budget=budget)
     kept: list[dict[str, str]] = []
     for message in recent_first:
         cost = message_tokens(message.content)

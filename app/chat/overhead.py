@@ -23,6 +23,7 @@ import time
 
 from flask import Flask, request
 
+from ..admission import start_queue
 from ..metrics.definitions import CHAT_GATEWAY_OVERHEAD
 
 ARRIVED = "gateway.arrived"
@@ -44,6 +45,7 @@ class ChatClock:
         self._relayed = 0.0  # streams: per-event work after the upstream call
         self._observed = False
         environ[CHAT_CLOCK] = self
+        start_queue.started()  # the provider call starts now: the next chat in line may start
 
     def upstream_done(self) -> None:
         """Whole replies: the provider's answer is in; from here on the time is ours again."""

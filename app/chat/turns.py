@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..conversations.service import get_visible
+from ..db import Step, run_as_one
 from ..errors import NotFound, database_unreachable
 from ..http.caller import Caller
 from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, Usage
@@ -17,13 +18,12 @@ from ..upstreams import Router
 from ..models import Conversation, Message, MessageRole, new_id, utcnow
 from ..usage.budgets import enforce_budget
 from ..usage.recording import UsageLedger
-from .context import PastMessage, build_prompt, history_limit
+from .context import CHARS_PER_TOKEN, MESSAGE_OVERHEAD_TOKENS, PastMessage, build_prompt, history_budget, history_limit
 from .replies import ask_whole, reply_meta
 from .tally import CompletionTally
 
 log = logging.getLogger(__name__)
 
-HISTORY_PAGE = 20  # most prompts need one page; long messages fill the budget sooner still
 PROMPT_ROLES = {MessageRole.SYSTEM: "system", MessageRole.USER: "user", MessageRole.ASSISTANT: "assistant"}
 
 
@@ -39,34 +39,39 @@ class Turn:
     ledger: UsageLedger  # its usage row, for the conversation's org (budgets count there)
 
 
-def start_turn(*, session: Session, db_sessions: sessionmaker[Session], catalogue: Catalogue, context_budget: int,
-               conversation_id: str, caller: Caller, data: dict[str, Any], store_now: bool) -> Turn:
+def start_turn(*, session: Session, reader: Session, db_sessions: sessionmaker[Session], catalogue: Catalogue,
+               context_budget: int, conversation_id: str, caller: Caller, data: dict[str, Any],
+               store_now: bool) -> Turn:
     """Check access, model and the org's budget and build the prompt, all before any provider call.
 
     `store_now` writes the user's message at once (streams: it shows while the
     reply streams); otherwise it is written with the reply, in one transaction
-    and one disk flush, or alone when the provider fails. Either way the
-    read transaction ends here, so no connection is held during the call.
+    and one disk flush, or alone when the provider fails. The checks and the
+    history are read through `reader` (autocommit: no BEGIN/COMMIT round trips);
+    both sessions hand their connections back here, so none is held during the call.
     """
-    conversation = get_visible(session=session, conversation_id=conversation_id, caller=caller)
+    conversation = get_visible(session=reader, conversation_id=conversation_id, caller=caller)
     spec = catalogue.resolve_chat(data.get("model") or conversation.model)
     caller.check_model(spec.name)
-    enforce_budget(session=session, org_id=conversation.org_id, api_key_id=caller.api_key_id)
+    enforce_budget(session=reader, org_id=conversation.org_id, api_key_id=caller.budgeted_key_id)
     options = spec.limited(GenerationOptions(
         temperature=_first_set(data.get("temperature"), conversation.temperature),
         top_p=_first_set(data.get("top_p"), conversation.top_p),
         max_tokens=data.get("max_tokens"),
     ))
-    prompt = build_prompt(
-        system_prompt=conversation.system_prompt,
-        recent_first=_recent_messages(session, conversation.id, limit=history_limit(context_budget)),
-        user_content=data["content"],
-        budget=context_budget,
-    )
+    room = history_budget(system_prompt=conversation.system_prompt, user_content=data["content"],
+                          budget=context_budget)
+    prompt = build_prompt(system_prompt=conversation.system_prompt,
+                          recent_first=_recent_messages(reader, conversation.id, room=room),
+                          user_content=data["content"], budget=context_budget)
+    reader.commit()  # no transaction to end: this hands the connection back
     user_message = _message(conversation.id, MessageRole.USER, data["content"], {})
-    if store_now and not _store(session, conversation.id, [user_message]):
-        raise NotFound("Conversation")  # deleted since the visibility check
-    session.commit()
+    if store_now:
+        try:
+            run_as_one(session, _store_steps(conversation.id, [user_message]))
+        except IntegrityError:
+            session.rollback()
+            raise NotFound("Conversation") from None  # deleted since the visibility check
     ledger = UsageLedger(db_sessions=db_sessions, model=spec, user_id=caller.user_id, org_id=conversation.org_id,
                          api_key_id=caller.api_key_id, conversation_id=conversation.id)
     return Turn(conversation.id, user_message, spec, options, prompt, ledger)
@@ -81,10 +86,8 @@ def complete_turn(*, session: Session, router: Router, turn: Turn) -> dict[str, 
         timings = tally.timings()
         meta = reply_meta(answered_by, usage, completion.finish_reason, timings)
         assistant = _message(turn.conversation_id, MessageRole.ASSISTANT, completion.content, meta)
-        stored = _store(session, turn.conversation_id, [turn.user_message, assistant])
-        turn.ledger.write(session, outcome="success", usage=usage, timings=timings,
-                          message_id=assistant.id if stored else None, in_conversation=stored)
-        session.commit()
+        stored = _store_with_usage(session, turn, [turn.user_message, assistant], reply=assistant,
+                                   outcome="success", usage=usage, timings=timings)
         turn.ledger.settled()
     except BaseException as exc:
         outcome = exc.outcome if isinstance(exc, ProviderError) else "internal_error"
@@ -106,12 +109,10 @@ def store_reply(*, session: Session, turn: Turn, content: str, meta: dict[str, A
     written, without a conversation (what was generated was still paid for).
     """
     message = _message(turn.conversation_id, MessageRole.ASSISTANT, content, meta)
-    stored = _store(session, turn.conversation_id, [message])
+    stored = _store_with_usage(session, turn, [message], reply=message, outcome=outcome, usage=usage,
+                               timings=meta["timings"])
     if not stored:
         log.info("conversation %s was deleted before its reply was stored", turn.conversation_id)
-    turn.ledger.write(session, outcome=outcome, usage=usage, timings=meta["timings"],
-                      message_id=message.id if stored else None, in_conversation=stored)
-    session.commit()
     turn.ledger.settled()
     return message if stored else None
 
@@ -120,9 +121,8 @@ def _store_question_alone(session: Session, turn: Turn, outcome: str, timings: d
     """The user's message and the failed completion's usage row (no tokens counted), in one transaction."""
     try:
         session.rollback()
-        stored = _store(session, turn.conversation_id, [turn.user_message])
-        turn.ledger.write(session, outcome=outcome, usage=None, timings=timings, in_conversation=stored)
-        session.commit()
+        _store_with_usage(session, turn, [turn.user_message], reply=None, outcome=outcome, usage=None,
+                          timings=timings)
         turn.ledger.settled()
     except Exception as exc:
         if not database_unreachable(exc):
@@ -139,12 +139,42 @@ def _message(conversation_id: str, role: MessageRole, content: str, meta: dict[s
                    created_at=utcnow())
 
 
+def _store_with_usage(session: Session, turn: Turn, messages: list[Message], *, reply: Message | None,
+                      **usage_row: Any) -> bool:
+    """The messages, the conversation's updatedAt and the usage row, committed together: one round trip on
+    PostgreSQL. False if the conversation is gone: then the usage row is written without it."""
+    try:
+        run_as_one(session, _store_steps(turn.conversation_id, messages) + turn.ledger.steps(
+            session, message_id=reply.id if reply else None, in_conversation=True, **usage_row))
+        return True
+    except IntegrityError:
+        session.rollback()  # the messages' foreign key: the conversation was deleted meanwhile
+    stored = _store(session, turn.conversation_id, messages)
+    turn.ledger.write(session, message_id=reply.id if stored and reply else None, in_conversation=stored,
+                      **usage_row)
+    session.commit()
+    return stored
+
+
 _conversations, _messages = Conversation.__table__, Message.__table__
 # Built once: statement construction was a visible share of a chat's CPU time.
 _TOUCH = (_conversations.update().where(_conversations.c.id == bindparam("conversation_id"))
           .values(updated_at=bindparam("updated_at")))
 _INSERT = _messages.insert()
 _MESSAGE_COLUMNS = ("id", "conversation_id", "role", "content", "meta", "created_at")
+# One statement for one or two rows (a turn's question and reply), so db.run_as_one compiles each once.
+# Typed by hand: SQLAlchemy gives a multi-row VALUES' untyped parameters their column's type in its first row only.
+_INSERT_ROWS = {count: _messages.insert().values([
+    {name: bindparam(f"{name}_{index}", type_=_messages.c[name].type) for name in _MESSAGE_COLUMNS}
+    for index in range(count)]) for count in (1, 2)}
+
+
+def _store_steps(conversation_id: str, messages: list[Message]) -> list[Step]:
+    """_store's statements for db.run_as_one: the UPDATE first (it locks the conversation against a delete)."""
+    rows = {f"{name}_{index}": getattr(message, name) for index, message in enumerate(messages)
+            for name in _MESSAGE_COLUMNS}
+    return [(_TOUCH, {"conversation_id": conversation_id, "updated_at": messages[-1].created_at}),
+            (_INSERT_ROWS[len(messages)], rows)]
 
 
 def _store(session: Session, conversation_id: str, messages: list[Message]) -> bool:
@@ -161,26 +191,34 @@ def _store(session: Session, conversation_id: str, messages: list[Message]) -> b
     return True
 
 
-_HISTORY = (select(_messages.c.role, _messages.c.content, _messages.c.created_at, _messages.c.id)
-            .where(_messages.c.conversation_id == bindparam("conversation_id"),
-                   _messages.c.role.in_(list(PROMPT_ROLES)))
-            .order_by(_messages.c.created_at.desc(), _messages.c.id.desc()))
+def _estimate(content):
+    """context.message_tokens in SQL: ceil(characters / 4) + the per-message overhead (integer division on both)."""
+    return (func.length(content) + (CHARS_PER_TOKEN - 1)) // CHARS_PER_TOKEN + MESSAGE_OVERHEAD_TOKENS
 
 
-def _recent_messages(session: Session, conversation_id: str, *, limit: int) -> Iterator[PastMessage]:
-    """Newest first, fetched a page at a time: build_prompt stops reading once the budget is full."""
-    query, params = _HISTORY, {"conversation_id": conversation_id}
-    read = 0
-    while read < limit:
-        rows = session.execute(query.limit(min(HISTORY_PAGE, limit - read)), params).all()
-        for role, content, _, _ in rows:
-            yield PastMessage(PROMPT_ROLES[role], content)
-        read += len(rows)
-        if len(rows) < HISTORY_PAGE:
-            return
-        _, _, created_at, last_id = rows[-1]
-        query = query.where(or_(_messages.c.created_at < created_at,
-                                and_(_messages.c.created_at == created_at, _messages.c.id < last_id)))
+# The newest messages that fit in the room left, cut by the database: the innermost query reads no more
+# rows than the budget could ever hold (each costs at least the overhead), however long the conversation;
+# a running sum of their estimates keeps the contiguous newest ones that fit, as build_prompt would.
+_NEWEST = (select(_messages.c.role, _messages.c.content, _messages.c.created_at, _messages.c.id)
+           .where(_messages.c.conversation_id == bindparam("conversation_id"),
+                  _messages.c.role.in_(list(PROMPT_ROLES)))
+           .order_by(_messages.c.created_at.desc(), _messages.c.id.desc())
+           .limit(bindparam("most"))
+           .subquery())
+_RUNNING = select(_NEWEST, func.sum(_estimate(_NEWEST.c.content)).over(
+    order_by=(_NEWEST.c.created_at.desc(), _NEWEST.c.id.desc())).label("running")).subquery()
+_HISTORY = (select(_RUNNING.c.role, _RUNNING.c.content)
+            .where(_RUNNING.c.running <= bindparam("room"))
+            .order_by(_RUNNING.c.created_at.desc(), _RUNNING.c.id.desc()))
+
+
+def _recent_messages(session: Session, conversation_id: str, *, room: int) -> list[PastMessage]:
+    """Newest first, only those that fit in `room` tokens: one query, whatever the conversation's length."""
+    if room < MESSAGE_OVERHEAD_TOKENS:
+        return []
+    rows = session.execute(_HISTORY, {"conversation_id": conversation_id, "most": history_limit(room),
+                                      "room": room})
+    return [PastMessage(PROMPT_ROLES[role], content) for role, content in rows]
 
 
 def _first_set(*values: Any) -> Any:

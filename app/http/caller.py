@@ -17,6 +17,12 @@ class Caller:
     api_key_id: str | None = None  # set when the caller authenticated with an API key
     org_id: str | None = None  # the org an API key is scoped to: the caller sees that org and nothing else
     models: tuple[str, ...] | None = None  # an API key's allow-list of models; None: any model
+    key_budgeted: bool = False  # the API key has monthly limits of its own (read with the key, every request)
+
+    @property
+    def budgeted_key_id(self) -> str | None:
+        """The API key whose own budget a chat must be within; None skips that query."""
+        return self.api_key_id if self.key_budgeted else None
 
     def check_model(self, model: str) -> None:
         """403 model_not_allowed for a model outside an API key's allow-list."""

@@ -83,6 +83,17 @@ CHAT_IN_FLIGHT = Gauge(
     multiprocess_mode="livesum",
 )
 
+CHAT_QUEUE_LENGTH = Gauge(
+    "chat_start_queue_length",
+    "Chats waiting for a start slot (CHAT_START_LIMIT per worker) right now, across all workers.",
+    multiprocess_mode="livesum",
+)
+CHAT_QUEUE_WAIT = Histogram(
+    "chat_start_queue_wait_seconds",
+    "Time a chat waited for a start slot, admitted or refused after CHAT_QUEUE_TIMEOUT.",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
+)
+
 CHAT_GATEWAY_OVERHEAD = Histogram(
     "chat_gateway_overhead_seconds",
     "Time the gateway itself adds to a chat: everything but waiting for the model provider.",

@@ -54,7 +54,7 @@ def prepare(*, session: Session, db_sessions: sessionmaker[Session], catalogue: 
         extra={key: value for key, value in data.items() if key not in _NAMED and value is not None}))
     messages = [_message(m) for m in data["messages"]]
     PROVIDER_KINDS[spec.provider].refuse_unsupported(options, messages)
-    enforce_budget(session=session, org_id=caller.org_id, api_key_id=caller.api_key_id)
+    enforce_budget(session=session, org_id=caller.org_id, api_key_id=caller.budgeted_key_id)
     session.rollback()  # ends the read transaction: no connection is held during the provider call
     return Call(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=spec, messages=messages,
                 options=options, stream=bool(data.get("stream")),

@@ -47,7 +47,7 @@ def create(*, session: Session, db_sessions: sessionmaker[Session], catalogue: C
     token_input = not isinstance(inputs[0], str)
     PROVIDER_KINDS[spec.provider].refuse_unsupported_embedding(token_input=token_input,
                                                                dimensions=data.get("dimensions"))
-    enforce_budget(session=session, org_id=caller.org_id, api_key_id=caller.api_key_id)
+    enforce_budget(session=session, org_id=caller.org_id, api_key_id=caller.budgeted_key_id)
     session.rollback()  # no connection is held during the provider call
     tally = EmbeddingTally(spec, UsageLedger(db_sessions=db_sessions, model=spec, user_id=caller.user_id,
                                                      org_id=caller.org_id, api_key_id=caller.api_key_id))

@@ -46,8 +46,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def gateway_env(args, worker_class: str) -> dict:
+    # One bench user opens every stream: its per-user chat limit (60 a minute) would refuse most of them.
     return {"GUNICORN_WORKER_CLASS": worker_class, "WEB_CONCURRENCY": str(args.workers),
-            "GUNICORN_THREADS": str(args.threads), "GUNICORN_HEADER_TIMEOUT": str(args.header_timeout)}
+            "GUNICORN_THREADS": str(args.threads), "GUNICORN_HEADER_TIMEOUT": str(args.header_timeout),
+            "RATE_LIMIT_CHAT_USER": "1000000/minute"}
 
 
 async def measure_model(args, worker_class: str, fake: FakeModel, log_dir: Path) -> dict[str, list[dict]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -51,6 +52,11 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         loop = asyncio.get_running_loop()
         self.transport, self.gone = transport, loop.create_future()
+        # asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and the listener made by hand says 0:
+        # without it a stream's second chunk waited ~40 ms for the client's delayed ACK of the first (Nagle).
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._on_open(self)
         self.task = loop.create_task(self._serve())
 

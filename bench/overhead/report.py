@@ -4,6 +4,7 @@ from __future__ import annotations
 import statistics
 
 from ..common.report import machine, now, pool, table, versions
+from . import hellos
 
 TARGETS = "added p50 <= 3 ms and p99 <= 8 ms at concurrency 1; TTFT added p50 <= 3 ms; >= 600 turns/s at " \
           "concurrency 16; metrics cost <= 5%; /metrics <= 50 ms at 8 workers after 1,000 restarts"
@@ -77,6 +78,63 @@ def targets(results: dict) -> list[list[str]]:
     ]
 
 
+CHART_ROUTES = ("hello", "/livez", "/v1 whole", "conversation whole")
+
+
+def chart_caption(args) -> str:
+    return (f"medians of {args.hello_rounds} alternated rounds of {args.hello_seconds:g} s; {args.workers} gevent "
+            f"workers; {'PostgreSQL' if args.postgres else 'SQLite'}; {now()}")
+
+
+def _hello_figure(value: float | None, what: str) -> str:
+    if value is None:
+        return "–"
+    return f"1/{1 / value:.1f} ({value:.2f}×)" if what == "throughput" else f"{value:.1f}"
+
+
+def hello_targets(chat: dict) -> list[list[str]]:
+    """The issue's table: each figure as a multiple of the hello measured in the same rounds."""
+    rows = []
+    for route, concurrency, what, target in hellos.TARGETS:
+        runs = chat["hellos"].get(concurrency) or chat["hellos"].get(str(concurrency))
+        value = hellos.ratio(runs, route, what) if runs else None
+        name = (f"{route} throughput, c={concurrency}, in hellos' throughput" if what == "throughput"
+                else f"{route} latency p50, c={concurrency}, in hello round trips")
+        ok = None if value is None else (value >= target if what == "throughput" else value <= target)
+        goal = f">= {_hello_figure(target, what)}" if what == "throughput" else f"<= {target:g}"
+        rows.append([name, goal, _hello_figure(value, what), "–" if ok is None else ("yes" if ok else "**no**")])
+    long = chat["long_conversation"]
+    ok = long["ratio"] is not None and long["ratio"] <= hellos.LONG_TARGET
+    rows.append([f"a turn in a {long['long_messages']}-message conversation vs a {long['short_messages']}-message "
+                 "one (X-Gateway-Overhead-Ms p50)", f"<= {hellos.LONG_TARGET}×",
+                 "–" if long["ratio"] is None else
+                 f"{long['ratio']:.2f}× ({long['long_p50_ms']:.2f} vs {long['short_p50_ms']:.2f} ms)",
+                 "yes" if ok else "**no**"])
+    return rows
+
+
+def hello_table(chat: dict) -> str:
+    """Per concurrency and route: requests/s, p50, p99, and the hello-relative throughput and p50."""
+    rows = []
+    for concurrency, runs in chat["hellos"].items():
+        for route in runs:
+            rows.append([str(concurrency), route, rate(runs[route]), spread_ms(runs[route], "latency_p50"),
+                         spread_ms(runs[route], "latency_p99"),
+                         "1" if route == hellos.HELLO else _hello_figure(hellos.ratio(runs, route, "throughput"),
+                                                                         "throughput"),
+                         "1" if route == hellos.HELLO else _hello_figure(hellos.ratio(runs, route, "latency"),
+                                                                         "latency"),
+                         str(sum(r["errors"] for r in runs[route]))])
+    return table(["c", "route", "requests/s", "p50", "p99", "throughput in hellos", "p50 in hellos", "errors"], rows)
+
+
+def hellos_markdown(args, results: dict) -> str:
+    return "\n\n".join([f"# Overhead benchmark in hellos only, {now()}", f"- Machine: {machine()}",
+                        "## In hellos (the issue's table)\n\n"
+                        + table(["", "target", "measured", "met"], hello_targets(results["chat"])),
+                        hello_table(results["chat"])]) + "\n"
+
+
 def markdown(args, results: dict) -> str:
     chat, scrapes = results["chat"], results["metrics"]
     database = "PostgreSQL 127.0.0.1:5432 (a fresh database)" if args.postgres else "SQLite (a fresh file per gateway)"
@@ -104,6 +162,11 @@ def markdown(args, results: dict) -> str:
         f"alternated. {args.repeat} run(s) at concurrency 1: medians, range in brackets. Each conversation "
         f"takes 10 turns, then a fresh one (turns beyond the prepared conversations: "
         f"{chat.get('conversation_turns_reused', 0)})",
+        "## In hellos (the issue's table)\n\n" + table(["", "target", "measured", "met"], hello_targets(chat))
+        + f"\n\nA hello is a bare Flask app under gunicorn's gevent worker ({args.workers} workers), measured in the "
+        f"same rounds as each route (alternated, order rotating); a figure is the median of the per-round ratios. "
+        f"/v1 uses an API key; conversation routes a JWT. {args.hello_rounds} rounds of {args.hello_seconds:g} s "
+        f"per route and concurrency.\n\n" + hello_table(chat),
         "## Targets\n\n" + table(["", "target", "measured", "met"], targets(results)),
         "## (1) Whole chats, concurrency 1\n\n" + table(header, _latency_rows(chat["chat_c1"], "total"))
         + "\n\nThe gateway's own figure, `X-Gateway-Overhead-Ms`: p50 "

@@ -24,9 +24,9 @@ import uuid
 from pathlib import Path
 
 from ..common.databases import ScratchDatabase
-from ..common.report import default_output, write_results
+from ..common.report import RESULTS, default_output, write_results
 from ..common.servers import HOST, FakeModel, Gateway, Process, free_port
-from . import report, scenarios
+from . import charts, hellos, profile, report, scenarios
 # Production wants one: without it /metrics on the API port answers 404.
 METRICS_TOKEN = "bench-metrics-token-" + uuid.uuid4().hex
 SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
@@ -48,11 +48,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--metrics-workers", default="1,4,8", help="worker counts for the /metrics latency")
     parser.add_argument("--restarts", default="0,100,1000", help="worker restarts before each /metrics sample")
     parser.add_argument("--scrapes", type=int, default=30, help="scrapes per /metrics sample")
+    parser.add_argument("--concurrencies", default="1,4,16,64", help="concurrencies of the table in hellos")
+    parser.add_argument("--hello-seconds", type=float, default=1.5, help="length of each round in hellos")
+    parser.add_argument("--hello-rounds", type=int, default=4, help="rounds per route and concurrency in hellos")
+    parser.add_argument("--long-turns", type=int, default=40, help="turns each in the long and short conversation")
+    parser.add_argument("--only-hellos", action="store_true",
+                        help="only the table in hellos and the long conversation (a quicker before/after)")
+    parser.add_argument("--profile", action="store_true",
+                        help="only sample the workers with py-spy under load; flame graph and table to bench/results/")
+    parser.add_argument("--profile-route", choices=("conversation", "v1"), default="conversation")
+    parser.add_argument("--profile-seconds", type=float, default=10.0)
     parser.add_argument("--output", type=Path, default=None, help="results file (default: bench/results/...)")
     args = parser.parse_args(argv)
     if args.quick:
         args.requests, args.seconds, args.repeat, args.rounds, args.scrapes = 30, 0.5, 1, 1, 5
         args.metrics_workers, args.restarts = "2", "0,20"
+        args.concurrencies, args.hello_seconds, args.hello_rounds, args.long_turns = "1,16", 0.3, 1, 5
+        args.profile_seconds = 3.0
     return args
 
 
@@ -73,7 +85,7 @@ class Hello(Process):
 
 
 TURNS_PER_CONVERSATION = 10  # so a prompt carries at most 18 past messages
-MAX_TURNS_PER_SECOND = 1000  # what a pool is topped up for before a load round (beyond: conversations reused)
+MAX_TURNS_PER_SECOND = scenarios.MAX_TURNS_PER_SECOND
 
 
 async def user_routes(gateway: Gateway, fake: FakeModel):
@@ -90,6 +102,9 @@ async def chat_measurements(args, fake: FakeModel, database_url: str | None, log
                     env=gateway_env(args, METRICS_ENABLED="false", METRICS_PORT="0")) as bare:
         pool, (whole, direct), (stream, direct_stream) = await user_routes(gateway, fake)
         bare_pool, (whole_bare, _), _ = await user_routes(bare, fake)
+        if args.only_hellos:
+            with Hello(log_dir, args.workers) as hello:
+                return await in_hellos(args, gateway, hello, pool)
         c1_turns = (args.requests + 20) * args.repeat  # 20: the warm-up
         load_turns = int(MAX_TURNS_PER_SECOND * args.seconds * args.rounds)
         print("  (1) whole chats, concurrency 1", flush=True)
@@ -109,9 +124,10 @@ async def chat_measurements(args, fake: FakeModel, database_url: str | None, log
             {"metrics on": whole, "metrics off": whole_bare}, args.concurrency, args.seconds, args.rounds)
         results["metrics_cost_c1"] = [await scenarios.paired(whole, whole_bare, args.requests // 2)
                                       for _ in range(args.repeat)]
-        results["conversation_turns_reused"] = pool.reused + bare_pool.reused
         print("  (5) the floor", flush=True)
         with Hello(log_dir, args.workers) as hello:
+            results.update(await in_hellos(args, gateway, hello, pool))
+            results["conversation_turns_reused"] = pool.reused + bare_pool.reused
             livez = scenarios.Route(gateway.port, "GET", "/livez")
             bare_hello = scenarios.Route(hello.port, "GET", "/")
             fake_root = scenarios.Route(fake.port, "GET", "/")
@@ -123,6 +139,19 @@ async def chat_measurements(args, fake: FakeModel, database_url: str | None, log
                 {"fake upstream": fake_root, "bare Flask hello": bare_hello, "gateway /livez": livez},
                 args.concurrency, args.seconds, args.rounds)
     return results
+
+
+async def in_hellos(args, gateway: Gateway, hello: Hello, pool) -> dict:
+    """(6) Every route beside a hello at each concurrency, and (7) a long conversation's turn vs a short one's."""
+    headers = pool.headers
+    key_headers = await hellos.api_key(gateway.port, headers)
+    stream_pool = scenarios.Conversations(gateway.port, headers, TURNS_PER_CONVERSATION)
+    routes = hellos.routes(gateway, hello.port, headers, key_headers, pool, stream_pool)
+    concurrencies = [int(c) for c in args.concurrencies.split(",")]
+    sweep = await hellos.sweep(routes, concurrencies, args.hello_seconds, args.hello_rounds, [pool, stream_pool],
+                               MAX_TURNS_PER_SECOND)
+    print("  (7) a long conversation's turn vs a short one's", flush=True)
+    return {"hellos": sweep, "long_conversation": await hellos.long_conversation(gateway.port, headers, args.long_turns)}
 
 
 async def metrics_measurements(args, fake: FakeModel, database_url: str | None, log_dir: Path) -> dict:
@@ -165,16 +194,24 @@ async def _wait_for_workers(gateway: Gateway, count: int, timeout: float = 30.0)
 async def main_async(args) -> Path:
     log_dir = Path(tempfile.mkdtemp(prefix="gateway-bench-logs-"))
     started = time.monotonic()
+    if args.profile:
+        results_dir = args.output.parent if args.output else RESULTS
+        with ScratchDatabase(args.postgres, "bench_profile") as database, \
+                FakeModel(log_dir, tokens=args.tokens, seconds=0.0) as fake:
+            return await profile.profile(args, fake, database.url, log_dir, gateway_env(args), results_dir)
     with ScratchDatabase(args.postgres, "bench_overhead") as database, FakeModel(log_dir, tokens=args.tokens, seconds=0.0) as fake:
-        results = {"chat": await chat_measurements(args, fake, database.url, log_dir),
-                   "metrics": await metrics_measurements(args, fake, database.url, log_dir)}
+        results = {"chat": await chat_measurements(args, fake, database.url, log_dir)}
+        if not args.only_hellos:
+            results["metrics"] = await metrics_measurements(args, fake, database.url, log_dir)
     results["wall_seconds"] = time.monotonic() - started
-    text = report.markdown(args, results)
+    text = report.hellos_markdown(args, results) if args.only_hellos else report.markdown(args, results)
     print(text)
     database_name = "postgres" if args.postgres else "sqlite"
     output = args.output or default_output("overhead", database_name, "quick" if args.quick else "full")
-    return write_results(output, text, {"settings": vars(args) | {"output": output.name}, **results},
-                                log_dir)
+    written = write_results(output, text, {"settings": vars(args) | {"output": output.name}, **results}, log_dir)
+    output.with_name(output.stem + "-chart.svg").write_text(
+        charts.concurrency_chart(results["chat"]["hellos"], list(report.CHART_ROUTES), report.chart_caption(args)))
+    return written
 
 
 def main(argv=None) -> None:

@@ -19,6 +19,7 @@ PROMPT = [{"role": "user", "content": "hi"}]
 GATEWAY_TOKEN = b'"type": "token"'
 OLLAMA_TOKEN = b'"done": false'
 QUANTILES = (50, 95, 99)
+MAX_TURNS_PER_SECOND = 1000  # what a pool is topped up for before a load round (beyond: conversations reused)
 
 
 @dataclass

@@ -25,5 +25,14 @@ def test_quick_overhead_benchmark_runs_and_reports_numbers(tmp_path):
     assert all(s["api"]["p50"] > 0 and s["master"]["p50"] > 0 for s in scrapes["by_workers"].values())
     restarts = {int(n): s for n, s in scrapes["by_restarts"].items()}
     assert restarts[20]["served"] == 20 and restarts[20]["master"]["p50"] > 0
+    hellos = chat["hellos"]
+    assert sorted(int(c) for c in hellos) == [1, 16]
+    for runs in hellos.values():
+        assert set(runs) == {"hello", "/livez", "/v1 whole", "/v1 streamed", "conversation whole",
+                             "conversation streamed"}
+        assert all(run[0]["ok"] > 0 and run[0]["errors"] == 0 for run in runs.values())
+    assert chat["long_conversation"]["ratio"] > 0
+    assert output.with_name("overhead-chart.svg").read_text().startswith("<svg")
     text = output.read_text()
     assert "## Targets" in text and "cores" in text and "gunicorn" in text
+    assert "## In hellos" in text and "hello round trips" in text
