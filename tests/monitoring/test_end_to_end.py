@@ -15,7 +15,7 @@ import pytest
 import requests
 import yaml
 
-from bench.fake_model import FakeModelServer, Script, closed_port_url
+from bench.fake_model import FakeModelServer, Script
 from tests.monitoring.prometheus_server import PROMETHEUS_DIR, Prometheus
 from tests.support.servers import Gunicorn, wait_until
 
@@ -127,13 +127,15 @@ def grafana_to_promql(expr: str, job: str) -> str:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, prometheus_bin):
     tmp_path = tmp_path_factory.mktemp("monitoring-e2e")
-    with FakeModelServer() as fake:
-        # The OpenAI-compatible model has a price, so the cost panel has data (the other has none). The
-        # Ollama model has a second upstream where nothing listens: tried, failed over, ejected (the Upstreams row).
+    # The Ollama model's second upstream answers the health probe but fails every chat with a 500: tried,
+    # failed over, ejected, given its trial again by the probe (the Upstreams row). One where nothing listens
+    # would be ejected by each worker's first probe, before any chat could fail over from it.
+    with FakeModelServer() as fake, FakeModelServer(script=Script(status=500)) as failing:
+        # The OpenAI-compatible model has a price, so the cost panel has data (the other has none).
         models = tmp_path / "models.json"
         models.write_text(json.dumps({"default_model": OLLAMA_MODEL, "models": {
             OLLAMA_MODEL: {"provider": "ollama", "upstreams": [{"name": "live", "base_url": fake.ollama_url},
-                                                               {"name": "dead", "base_url": closed_port_url()}]},
+                                                               {"name": "failing", "base_url": failing.ollama_url}]},
             OPENAI_MODEL: {"provider": "openai", "base_url": fake.openai_url, "api_key_env": "E2E_OPENAI_KEY",
                            "input_price": "0.15", "output_price": "0.60"}}}))
         gateway = Gunicorn(tmp_path, workers=WORKERS, env={
@@ -230,9 +232,9 @@ def test_panels_show_what_the_traffic_did(stack):
         assert len(keys) == 1 and "other" not in keys, f"{name}: the one key that chatted, by id: {keys}"
     upstreams = {(s["metric"]["upstream"], s["value"][1]) for s in prom.query(
         'max by (upstream) (chat_upstream_up{job="ai-chat-gateway", model="llama3.1"})')}
-    # Whether every worker has ejected "dead" yet depends on how the calls fell: tests/upstreams proves that.
-    assert ("live", "1") in upstreams and {name for name, _ in upstreams} == {"live", "dead"}
-    failovers = prom.query('sum(chat_failovers_total{job="ai-chat-gateway", model="llama3.1", reason="connect"})')
+    # Whether every worker has ejected "failing" yet depends on how the calls fell: tests/upstreams proves that.
+    assert ("live", "1") in upstreams and {name for name, _ in upstreams} == {"live", "failing"}
+    failovers = prom.query('sum(chat_failovers_total{job="ai-chat-gateway", model="llama3.1", reason="http_5xx"})')
     assert float(failovers[0]["value"][1]) >= 1
     ratios = {(s["metric"]["org"], s["metric"]["limit"]) for s in prom.query('gateway_usage_budget_used_ratio > 0')}
     assert {limit for _, limit in ratios} == {"tokens", "cost"} and "other" not in {org for org, _ in ratios}
