@@ -1,6 +1,7 @@
 """Real gunicorn, 2 gevent workers, both databases: span trees exported by every worker, joined to the JSON logs."""
 import json
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -15,12 +16,22 @@ from tests.tracing.conftest import OLLAMA, OPENAI, models_file
 pytestmark = pytest.mark.slow
 
 CALLER_TRACE, CALLER_SPAN = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+TWIN = "twin"  # a model of two upstreams (both the fake), so a failed first attempt fails over to the other
+
+
+def with_twin(path: str, fake_llm) -> str:
+    catalogue = json.loads(Path(path).read_text())
+    catalogue["models"][TWIN] = {"provider": "ollama", "upstreams": [
+        {"name": "a", "base_url": fake_llm.ollama_url}, {"name": "b", "base_url": fake_llm.ollama_url}]}
+    Path(path).write_text(json.dumps(catalogue))
+    return path
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, module_database_url, _fake_llm_server, _otlp_receiver):
     directory = tmp_path_factory.mktemp("traced-gateway")
-    env = {"MODELS_FILE": models_file(directory, _fake_llm_server), "LOG_FORMAT": "json", "LOG_LEVEL": "INFO",
+    env = {"MODELS_FILE": with_twin(models_file(directory, _fake_llm_server), _fake_llm_server),
+           "LOG_FORMAT": "json", "LOG_LEVEL": "INFO",
            "OTEL_EXPORTER_OTLP_ENDPOINT": _otlp_receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "1",
            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=test"}
@@ -109,6 +120,20 @@ def test_a_failing_upstream(server, owner, fake_llm, otlp):
     assert tree["attempts"][0].attributes["error.type"] == "ProviderError"
     failure = [line for line in tree["lines"] if "answered 500" in line["message"]]
     assert failure and failure[0]["span_id"] == tree["attempts"][0].span_id
+
+
+def test_each_failover_attempt_is_a_span_of_its_own(server, owner, fake_llm, otlp):
+    fake_llm.queue(Script(status=503))  # the first attempt, whichever upstream it goes to; the second answers
+    response = requests.post(f"{server.url}/v1/chat/completions", headers=owner.headers, timeout=30,
+                             json={"model": TWIN, "messages": [{"role": "user", "content": "Hi"}]})
+    assert response.status_code == 200
+    tree = check_trace(server, otlp, fake_llm, response, server_name="POST /v1/chat/completions",
+                       client_name=f"chat {TWIN}", count=2)
+    failed, answered = sorted(tree["attempts"], key=lambda span: span.start_ns)
+    assert failed.status == "ERROR" and failed.attributes["error.type"] == "ProviderError"
+    assert answered.status != "ERROR" and answered.start_ns >= failed.end_ns
+    assert answered.attributes["gen_ai.usage.output_tokens"] > 0
+    assert tree["root"].status != "ERROR"  # the client got its reply
 
 
 def test_an_incoming_traceparent_is_honoured(server, owner, fake_llm, otlp):
