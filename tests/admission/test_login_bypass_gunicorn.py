@@ -10,7 +10,7 @@ import pytest
 import redis
 import requests
 
-from tests.admission.test_limit_keys import CRAFTED_BODIES, GUESSES_PER_MINUTE, LIMITS, REDIS_URL
+from tests.admission.test_limit_keys import CRAFTED_BODIES, GUESSES_ALLOWED, LIMITS, REDIS_URL
 from tests.support.client import GatewayClient
 from tests.support.servers import Gunicorn
 
@@ -30,14 +30,14 @@ def test_after_the_limit_every_guess_is_429_whatever_comes_between(server):
     victim = GatewayClient(server.url).register().user["email"]
     guesses, junk_statuses = [], []
     junk = itertools.cycle(CRAFTED_BODIES.values())
-    for _ in range(GUESSES_PER_MINUTE + 10):
+    for _ in range(GUESSES_ALLOWED + 10):
         # A new connection for each request, so the kernel spreads them over both workers.
         guesses.append(requests.post(f"{server.url}/auth/login", timeout=10,
                                      json={"email": victim, "password": "a wrong guess"}).status_code)
         for _ in range(3):
             junk_statuses.append(requests.post(f"{server.url}/auth/login", data=next(junk), timeout=10,
                                                headers={"Content-Type": "application/json"}).status_code)
-    assert guesses == [401] * GUESSES_PER_MINUTE + [429] * 10
+    assert guesses == [401] * GUESSES_ALLOWED + [429] * 10
     assert all(400 <= status < 500 for status in junk_statuses), junk_statuses
     log = server.log()
     assert "in-memory" not in log and "Traceback" not in log

