@@ -2,11 +2,12 @@
 import os
 
 import pytest
+from sqlalchemy import create_engine
 
 from app import create_app
 from bench.fake_model import FakeModelServer
 from tests.support.auth import AuthActions
-from tests.support.databases import PrivatePostgres, postgres_available, sqlite_copy, sqlite_template
+from tests.support.databases import PrivatePostgres, normalised, postgres_available, sqlite_copy, sqlite_template
 
 TEST_SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -55,6 +56,14 @@ def module_database_url(request, tmp_path_factory):
     database.create()
     yield database.url
     database.drop()
+
+
+@pytest.fixture(scope="module")
+def database(module_database_url):
+    """An engine on the module's database, for reading back the rows a module's server wrote."""
+    engine = create_engine(normalised(module_database_url))
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

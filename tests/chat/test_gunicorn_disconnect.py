@@ -5,11 +5,10 @@ import socket
 import time
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 
 from app.models import Message, UsageRecord
 from bench.fake_model import Script
-from tests.support.databases import normalised
 from tests.support.gateway import MODEL, gateway, logged_in
 from tests.support.metrics import scrape
 from tests.support.raw_http import connect, request_head
@@ -28,13 +27,6 @@ def server(tmp_path_factory, module_database_url, _fake_llm_server):
     with gateway(directory, _fake_llm_server, database_url=module_database_url, workers=2, env=env) as server:
         server.wait_for_workers(2)
         yield server
-
-
-@pytest.fixture(scope="module")
-def database(module_database_url):
-    engine = create_engine(normalised(module_database_url))
-    yield engine
-    engine.dispose()
 
 
 def test_leaving_mid_stream_closes_upstream_within_a_second_and_stores_the_partial_reply(server, fake_llm):

@@ -10,11 +10,10 @@ from decimal import Decimal
 
 import pytest
 import requests
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 
 from app.models import OrgUsageMonth, UsageRecord
 from bench.fake_model import Script
-from tests.support.databases import normalised
 from tests.support.gateway import gateway, logged_in
 from tests.support.metrics import scrape
 from tests.support.servers import wait_until
@@ -34,13 +33,6 @@ def server(tmp_path_factory, module_database_url, _fake_llm_server):
     with gateway(directory, _fake_llm_server, database_url=module_database_url, workers=3, env=env) as server:
         server.wait_for_workers(3)
         yield server
-
-
-@pytest.fixture(scope="module")
-def database(module_database_url):
-    engine = create_engine(normalised(module_database_url))
-    yield engine
-    engine.dispose()
 
 
 def rows_by_model(database) -> dict[str, tuple[int, int, Decimal | None, int]]:
