@@ -46,26 +46,14 @@ class Router:
     def complete(self, model: ModelSpec, *, messages: list[dict[str, Any]], options: GenerationOptions,
                  call: UpstreamCall | None = None) -> tuple[Completion, ModelSpec]:
         """The whole reply, and the upstream that gave it. Cancelling `call` (a client that left) cuts every attempt."""
-        def attempt(spec: ModelSpec, remaining: float) -> Completion:
-            timeouts = _within(spec, remaining)
-            return self.providers.client_for(spec).complete(
-                model=spec.upstream_model, messages=messages, options=options, timeouts=timeouts,
-                call=call.attempt(timeouts.total) if call else None)
-
-        return self._whole(model, attempt, lambda spec: PROVIDER_KINDS[spec.provider].refuse_unsupported(
-            options, messages), call)
+        return self._whole(model, "complete", lambda spec: PROVIDER_KINDS[spec.provider].refuse_unsupported(
+            options, messages), call, messages=messages, options=options)
 
     def embed(self, model: ModelSpec, *, inputs: list[str] | list[list[int]], dimensions: int | None,
               call: UpstreamCall | None = None) -> tuple[Embeddings, ModelSpec]:
-        def attempt(spec: ModelSpec, remaining: float) -> Embeddings:
-            timeouts = _within(spec, remaining)
-            return self.providers.client_for(spec).embed(
-                model=spec.upstream_model, inputs=inputs, dimensions=dimensions, timeouts=timeouts,
-                call=call.attempt(timeouts.total) if call else None)
-
         token_input = not isinstance(inputs[0], str)
-        return self._whole(model, attempt, lambda spec: PROVIDER_KINDS[spec.provider].refuse_unsupported_embedding(
-            token_input=token_input, dimensions=dimensions), call)
+        return self._whole(model, "embed", lambda spec: PROVIDER_KINDS[spec.provider].refuse_unsupported_embedding(
+            token_input=token_input, dimensions=dimensions), call, inputs=inputs, dimensions=dimensions)
 
     def plan(self, model: ModelSpec) -> Iterator[ModelSpec]:
         """The upstreams to try, in order, each chosen when its turn comes (and counted as a call in progress).
@@ -110,8 +98,15 @@ class Router:
         if latency is not None:
             UPSTREAM_DURATION.labels(spec.name, spec.upstream).observe(latency)
 
-    def _whole(self, model: ModelSpec, attempt: Callable[[ModelSpec, float], Result],
-               check: Callable[[ModelSpec], None], call: UpstreamCall | None) -> tuple[Result, ModelSpec]:
+    def _whole(self, model: ModelSpec, method: str, check: Callable[[ModelSpec], None], call: UpstreamCall | None,
+               **arguments: Any) -> tuple[Result, ModelSpec]:
+        """Each attempt is one call of the ChatProvider `method` on one upstream's client, with `arguments`."""
+        def attempt(spec: ModelSpec, remaining: float) -> Result:
+            timeouts = _within(spec, remaining)
+            return getattr(self.providers.client_for(spec), method)(
+                model=spec.upstream_model, timeouts=timeouts, call=call.attempt(timeouts.total) if call else None,
+                **arguments)
+
         deadline = time.monotonic() + (model.timeouts.total or float("inf"))
         attempts: list[Attempt] = []
         last: ProviderError | None = None
