@@ -15,7 +15,7 @@ from app.models import ApiKeyUsageMonth, UsageRecord
 from bench.fake_model import Script
 from tests.support.gateway import logged_in
 from tests.usage.conftest import FREE
-from tests.usage.test_usage_gunicorn import database, server  # noqa: F401 - the module's gateway and its database
+from tests.usage.test_usage_gunicorn import server  # noqa: F401 - the module's gateway (its database: the root conftest's)
 
 
 def test_a_keys_budget_holds_at_the_edge_of_40_concurrent_requests(server, database, fake_llm):  # noqa: F811
