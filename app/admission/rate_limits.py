@@ -8,12 +8,13 @@ a limit gets 429 with the JSON error contract and `Retry-After`, and counts in
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import math
 import time
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, has_app_context, request
 from flask_limiter import Limiter, RequestLimit
 from limits import RateLimitItemPerMinute
 from limits.errors import StorageError
@@ -56,8 +57,61 @@ def caller_key() -> str:
     return f"user:{current_caller().user_id}"
 
 
-limiter = Limiter(key_func=client_address, strategy="sliding-window-counter", headers_enabled=True,
-                  key_prefix=KEY_PREFIX)
+# Flask-Limiter keeps its storage, its `enabled` flag and its failure state on the Limiter, and init_app sets
+# some of them only once ("if not set yet") and never resets others (a dead storage). Our decorators are
+# declared at import, so the Limiter is module-level; that state is kept per Flask app instead. Otherwise the
+# second app in one process (the tests make hundreds) inherits the first one's fail-open settings or its dead
+# storage, and counts nothing.
+_PER_APP_STATE = (
+    "enabled", "initialized", "_storage", "_storage_uri", "_storage_options", "_storage_dead", "_strategy",
+    "_limiter", "_fallback_limiter", "_fallback_storage", "_in_memory_fallback", "_in_memory_fallback_enabled",
+    "_swallow_errors", "_fail_on_first_breach", "_headers_enabled", "_header_mapping", "_retry_after",
+    "_key_prefix", "_request_identifier", "_default_limits_per_method", "_default_limits_exempt_when",
+    "_default_limits_deduct_when", "_default_limits_cost", "_application_limits_per_method",
+    "_application_limits_exempt_when", "_application_limits_deduct_when", "_application_limits_cost",
+    "_meta_limits", "_on_breach", "_on_meta_breach", "_Limiter__check_backend_count",
+    "_Limiter__last_check_backend")
+
+
+class _PerApp:
+    """One of the Limiter's attributes, read and written in the current app's extensions.
+
+    Outside an app (the constructor, at import) it is the default every app starts from, copied on first use
+    so that an app's in-place changes (its storage options) stay its own.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, limiter, owner=None):
+        if limiter is None:
+            return self
+        defaults = limiter.__dict__.setdefault("_per_app_defaults", {})
+        if not has_app_context():
+            return defaults.get(self.name)
+        state = current_app.extensions.setdefault("rate_limiter_state", {})
+        if self.name not in state:
+            state[self.name] = copy.copy(defaults.get(self.name))
+        return state[self.name]
+
+    def __set__(self, limiter, value) -> None:
+        if has_app_context():
+            current_app.extensions.setdefault("rate_limiter_state", {})[self.name] = value
+        else:
+            limiter.__dict__.setdefault("_per_app_defaults", {})[self.name] = value
+
+
+class _PerAppLimiter(Limiter):
+    def init_app(self, app: Flask) -> None:
+        with app.app_context():  # so that what init_app sets is this app's
+            super().init_app(app)
+
+
+for _name in _PER_APP_STATE:
+    setattr(_PerAppLimiter, _name, _PerApp(_name))
+
+limiter = _PerAppLimiter(key_func=client_address, strategy="sliding-window-counter", headers_enabled=True,
+                         key_prefix=KEY_PREFIX)
 
 
 def _count(name: str):

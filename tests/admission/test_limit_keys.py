@@ -94,3 +94,25 @@ def test_crafted_bodies_are_json(client):
     for body in CRAFTED_BODIES.values():
         response = client.post("/auth/login", data=body, content_type="application/json")
         assert 400 <= response.status_code < 500 and json.loads(response.data)["error"]["code"]
+
+
+@pytest.mark.parametrize("app_overrides", [{**LIMITS, "RATE_LIMIT_STORAGE_URI": "memory://"}])
+def test_other_apps_in_the_process_leave_this_apps_limits_alone(client, auth, app_config):
+    """Another app made in the process (limits off; fail-open with a dead storage) does not switch ours off.
+
+    The limiter is declared once at import; its storage and failure state used to be one per process, so a
+    fail-open app that found its storage dead left every later app counting nothing.
+    """
+    from app import create_app
+
+    victim = auth.register()
+    others = [create_app({**app_config, "RATE_LIMITS_ENABLED": "false"}),
+              create_app({**app_config, "RATE_LIMIT_STORAGE_URI": UNREACHABLE_REDIS, "RATE_LIMIT_FAIL_OPEN": "true"})]
+    assert guess(others[1].test_client(), "someone@example.com") == 401  # counted in memory: its storage is dead
+    statuses = [guess(client, victim.email) for _ in range(GUESSES_ALLOWED + 2)]
+    assert statuses == [401] * GUESSES_ALLOWED + [429] * 2
+    closed = create_app({**app_config, "RATE_LIMIT_STORAGE_URI": UNREACHABLE_REDIS})
+    assert_error(closed.test_client().post("/auth/login", json={"email": "a@example.com", "password": "x" * 12}),
+                 503, "rate_limit_unavailable")  # fail-closed, whatever the app before it allowed
+    for other in (*others, closed):
+        other.extensions["db_engine"].dispose()
