@@ -4,7 +4,7 @@ import binascii
 import json
 from datetime import datetime, timezone
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from ..http.caller import Caller
@@ -22,15 +22,29 @@ def visible_to(caller: Caller):
     removed) loses the org's conversations at once, those they created included.
     An API key scoped to an org sees that org's conversations and nothing else.
     """
-    in_a_member_org = Conversation.org_id.in_(member_org_ids(caller.user_id))
-    if caller.org_id is not None:
-        return and_(Conversation.org_id == caller.org_id, in_a_member_org)
-    return or_(and_(Conversation.org_id.is_(None), Conversation.user_id == caller.user_id), in_a_member_org)
+    return _rule(caller.user_id, caller.org_id, scoped=caller.org_id is not None)
+
+
+def _rule(user_id, org_id, *, scoped: bool):
+    in_a_member_org = Conversation.org_id.in_(member_org_ids(user_id))
+    if scoped:
+        return and_(Conversation.org_id == org_id, in_a_member_org)
+    return or_(and_(Conversation.org_id.is_(None), Conversation.user_id == user_id), in_a_member_org)
+
+
+# The same rule, built once per kind of caller (org-scoped API key or not): get_visible runs before every chat
+# turn, and building the statement each time cost as much CPU as running it.
+_GET_VISIBLE = {scoped: select(Conversation).where(
+    Conversation.id == bindparam("conversation_id"), _rule(bindparam("user_id"), bindparam("org_id"), scoped=scoped))
+    for scoped in (False, True)}
 
 
 def get_visible(*, session: Session, conversation_id: str, caller: Caller) -> Conversation:
     """The conversation if the caller may see it, else 404 (never 403: ids cannot be probed)."""
-    conversation = session.scalar(select(Conversation).where(Conversation.id == conversation_id, visible_to(caller)))
+    scoped = caller.org_id is not None
+    params = {"conversation_id": conversation_id, "user_id": caller.user_id,
+              **({"org_id": caller.org_id} if scoped else {})}
+    conversation = session.scalar(_GET_VISIBLE[scoped], params)
     if conversation is None:
         raise NotFound("Conversation")
     return conversation
