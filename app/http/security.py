@@ -22,16 +22,19 @@ def init_app(app: Flask) -> None:
              allow_headers=["Authorization", "Content-Type", "X-Request-ID"], max_age=600)
     hsts = f"max-age={settings.hsts_seconds}; includeSubDomains" if settings.hsts_seconds else None
 
+    defaults = [("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+                ("Referrer-Policy", "no-referrer"), ("Content-Security-Policy", JSON_CSP)]
+    if hsts:
+        defaults.append(("Strict-Transport-Security", hsts))
+
     @app.after_request
     def security_headers(response: Response) -> Response:
         headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("Content-Security-Policy", JSON_CSP)
-        if request.blueprint == "auth" or "Cache-Control" not in headers:
+        # One look at the names present, not werkzeug's setdefault and `in`: each raises and catches a
+        # KeyError for a header that is missing, which made this hook a tenth of a /livez's CPU time.
+        present = {name.lower() for name in headers.keys()}
+        headers.extend([(name, value) for name, value in defaults if name.lower() not in present])
+        if request.blueprint == "auth" or "cache-control" not in present:
             # Tokens and personal data: neither browsers nor proxies keep a copy.
             headers["Cache-Control"] = "no-store"
-        if hsts:
-            headers.setdefault("Strict-Transport-Security", hsts)
         return response
