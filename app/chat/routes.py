@@ -13,6 +13,9 @@ from . import streaming, turns
 from .schemas import (ChatReplySchema, ChatRequestSchema, ModelListSchema, StreamEndSchema, StreamErrorSchema,
                       StreamTokenSchema)
 
+# One instance for both routes: given a class, webargs builds a schema on every request.
+CHAT_REQUEST = ChatRequestSchema()
+
 bp = Blueprint("chat", __name__, description="Chat with a model, whole or streamed, and the models on offer")
 
 SSE_DOC = event_stream(
@@ -35,7 +38,7 @@ def _start_turn(conversation_id: str, data: dict, *, store_now: bool) -> turns.T
 @limit_concurrent_chats
 @auth_required(scope="conversations")
 @rate_limits.chat
-@bp.arguments(ChatRequestSchema)
+@bp.arguments(CHAT_REQUEST)
 @bp.response(200, ChatReplySchema)
 def send_message(data, id):
     """Send a message and get the model's whole reply"""
@@ -47,7 +50,7 @@ def send_message(data, id):
 @limit_concurrent_chats
 @auth_required(scope="conversations")
 @rate_limits.chat
-@bp.arguments(ChatRequestSchema)
+@bp.arguments(CHAT_REQUEST)
 @bp.doc(responses={"200": SSE_DOC})
 @limit_user_streams()
 def stream_message(data, id):
