@@ -1,6 +1,7 @@
+import json
 import logging
 
-from flask import current_app
+from flask import Response, current_app
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -48,7 +49,11 @@ def health():
 @bp.response(200, LivenessSchema)
 def livez():
     """Liveness: answers as long as the process serves requests; never touches the database"""
-    return {"status": "ok"}
+    # The body is always the same: serialised once (a schema dump and jsonify were a fifth of its CPU time).
+    return Response(LIVE_BODY, mimetype="application/json")
+
+
+LIVE_BODY = json.dumps(LivenessSchema().dump({"status": "ok"})) + "\n"
 
 
 @bp.get("/readyz")
