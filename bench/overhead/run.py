@@ -50,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--restarts", default="0,100,1000", help="worker restarts before each /metrics sample")
     parser.add_argument("--restart-workers", type=int, default=8, help="gthread workers recycled for those restarts")
     parser.add_argument("--scrapes", type=int, default=30, help="scrapes per /metrics sample")
+    parser.add_argument("--traffic-seconds", type=float, default=1.0,
+                        help="whole chats before a /metrics sample (then half as long streamed)")
     parser.add_argument("--concurrencies", default="1,4,16,64", help="concurrencies of the table in hellos")
     parser.add_argument("--hello-seconds", type=float, default=1.5, help="length of each round in hellos")
     parser.add_argument("--hello-rounds", type=int, default=4, help="rounds per route and concurrency in hellos")
@@ -69,7 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         # Every measurement still runs and yields its numbers, at the smallest sizes that do: the suite
         # runs this as a smoke test of the tooling, so its CPU is the suite's, and no figure is judged.
         args.requests, args.warmup, args.seconds, args.repeat, args.rounds, args.scrapes = 10, 3, 0.3, 1, 1, 3
-        args.metrics_workers, args.restarts, args.restart_workers = "2", "0,20", 2
+        args.metrics_workers, args.restarts, args.restart_workers, args.traffic_seconds = "2", "0,20", 2, 0.3
         args.concurrencies, args.hello_seconds, args.hello_rounds = "1,16", 0.2, 1
         args.long_turns, args.long_messages = 3, 40
         # A quick round sends far fewer turns than a full one could: fewer conversations made up front.
@@ -175,10 +177,10 @@ async def metrics_measurements(args, fake: FakeModel, database_url: str | None, 
         with Gateway(log_dir, upstream_url=fake.url, database_url=database_url,
                      env=gateway_env(args, WEB_CONCURRENCY=str(workers))) as gateway:
             pool, (whole, _), (stream, _) = await user_routes(gateway, fake)
-            await pool.ensure(int(args.turns_per_second * 1.5))
+            await pool.ensure(int(args.turns_per_second * args.traffic_seconds * 1.5))
             # Traffic first, so every worker has written chat and request series.
-            await scenarios.load(whole, max(workers, 4), 1.0)
-            await scenarios.load(stream, max(workers, 4), 0.5)
+            await scenarios.load(whole, max(workers, 4), args.traffic_seconds)
+            await scenarios.load(stream, max(workers, 4), args.traffic_seconds / 2)
             results["by_workers"][workers] = {
                 "api": await scenarios.scrape_latency(gateway.port, "/metrics", args.scrapes, SCRAPER),
                 "master": await scenarios.scrape_latency(gateway.metrics_port, "/metrics", args.scrapes, SCRAPER)}
