@@ -34,7 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, help="default: bench/results/failover-<time>.md")
     args = parser.parse_args(argv)
     if args.quick:
-        args.clients, args.phase = 8, 4.0
+        args.clients, args.phase = 6, 3.0
     return args
 
 
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> dict:
     try:
         gateway.start()
         user = rig.User(gateway.url)
-        spread_figures = spread(user, fakes, rounds=6 if args.quick else 20)
+        spread_figures = spread(user, fakes, rounds=3 if args.quick else 20)
         stop = threading.Event()
         outcomes: list[rig.Outcome] = []
         loader = threading.Thread(target=lambda: outcomes.extend(

@@ -183,7 +183,8 @@ def markdown(args, results: dict) -> str:
         "## (4) /metrics latency\n\nBy worker count (gevent, after chat traffic on every worker; "
         f"{args.scrapes} sequential scrapes):\n\n"
         + table(["workers", "API port p50", "API port p99", "master p50", "master p99", "bytes", "errors"], by_workers)
-        + "\n\nAfter worker restarts (8 `gthread` workers with GUNICORN_MAX_REQUESTS=1, so each `/livez` request "
+        + f"\n\nAfter worker restarts ({args.restart_workers} `gthread` workers with GUNICORN_MAX_REQUESTS=1, "
+        "so each `/livez` request "
         "ends its worker; gthread because a gevent worker only notices max_requests on its 1 s loop tick), "
         "scraped on the master's listener:\n\n"
         + table(["restarts", "recycled since the row above", "p50", "p99", "bytes", "errors"], by_restarts),

@@ -1,6 +1,6 @@
 """What the gateway adds on top of the model server, measured against its baselines in the same run.
 
-    python -m bench.overhead --quick          # under a minute: a smoke test of the tooling
+    python -m bench.overhead --quick          # about 20 s: a smoke test of the tooling
     python -m bench.overhead                  # SQLite
     python -m bench.overhead --postgres       # PostgreSQL at 127.0.0.1:5432 (a fresh database, dropped after)
 
@@ -34,10 +34,11 @@ SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, one run, under a minute")
+    parser.add_argument("--quick", action="store_true", help="the smallest sizes, one run, about 20 s")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL at 127.0.0.1:5432 instead of SQLite")
     parser.add_argument("--workers", type=int, default=2, help="gateway workers (one per core)")
     parser.add_argument("--requests", type=int, default=400, help="concurrency-1 requests to each side per run")
+    parser.add_argument("--warmup", type=int, default=20, help="concurrency-1 requests to each side before those")
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each concurrency-16 round")
     parser.add_argument("--rounds", type=int, default=6,
                         help="concurrency-16 rounds per side, alternated: short and many, so load from other "
@@ -47,11 +48,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--tokens", type=int, default=20, help="tokens per reply from the fake upstream")
     parser.add_argument("--metrics-workers", default="1,4,8", help="worker counts for the /metrics latency")
     parser.add_argument("--restarts", default="0,100,1000", help="worker restarts before each /metrics sample")
+    parser.add_argument("--restart-workers", type=int, default=8, help="gthread workers recycled for those restarts")
     parser.add_argument("--scrapes", type=int, default=30, help="scrapes per /metrics sample")
+    parser.add_argument("--traffic-seconds", type=float, default=1.0,
+                        help="whole chats before a /metrics sample (then half as long streamed)")
     parser.add_argument("--concurrencies", default="1,4,16,64", help="concurrencies of the table in hellos")
     parser.add_argument("--hello-seconds", type=float, default=1.5, help="length of each round in hellos")
     parser.add_argument("--hello-rounds", type=int, default=4, help="rounds per route and concurrency in hellos")
     parser.add_argument("--long-turns", type=int, default=40, help="turns each in the long and short conversation")
+    parser.add_argument("--long-messages", type=int, default=300, help="messages in the long conversation's history")
+    parser.add_argument("--turns-per-second", type=int, default=scenarios.MAX_TURNS_PER_SECOND,
+                        help="what a conversation pool is topped up for before a load round (beyond: reused)")
     parser.add_argument("--only-hellos", action="store_true",
                         help="only the table in hellos and the long conversation (a quicker before/after)")
     parser.add_argument("--profile", action="store_true",
@@ -61,9 +68,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=None, help="results file (default: bench/results/...)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.requests, args.seconds, args.repeat, args.rounds, args.scrapes = 30, 0.5, 1, 1, 5
-        args.metrics_workers, args.restarts = "2", "0,20"
-        args.concurrencies, args.hello_seconds, args.hello_rounds, args.long_turns = "1,16", 0.3, 1, 5
+        # Every measurement still runs and yields its numbers, at the smallest sizes that do: the suite
+        # runs this as a smoke test of the tooling, so its CPU is the suite's, and no figure is judged.
+        args.requests, args.warmup, args.seconds, args.repeat, args.rounds, args.scrapes = 10, 3, 0.3, 1, 1, 3
+        args.metrics_workers, args.restarts, args.restart_workers, args.traffic_seconds = "2", "0,20", 2, 0.3
+        args.concurrencies, args.hello_seconds, args.hello_rounds = "1,16", 0.2, 1
+        args.long_turns, args.long_messages = 3, 40
+        # A quick round sends far fewer turns than a full one could: fewer conversations made up front.
+        args.turns_per_second = 200
         args.profile_seconds = 3.0
     return args
 
@@ -72,7 +84,9 @@ def gateway_env(args, **extra) -> dict:
     """Production settings, except what a benchmark from one address and one user must change."""
     return {"APP_ENV": "production", "PASSWORD_HASH_COST": "14", "WEB_CONCURRENCY": str(args.workers),
             "RATE_LIMIT_CHAT_USER": "1000000/minute", "RATE_LIMIT_REGISTER_ADDRESS": "1000/hour",
-            "METRICS_TOKEN": METRICS_TOKEN, **extra}
+            "METRICS_TOKEN": METRICS_TOKEN,
+            # Five gateways stop one after another, and no measurement runs while one drains.
+            **({"DRAIN_DELAY_SECONDS": "0"} if args.quick else {}), **extra}
 
 
 class Hello(Process):
@@ -85,7 +99,6 @@ class Hello(Process):
 
 
 TURNS_PER_CONVERSATION = 10  # so a prompt carries at most 18 past messages
-MAX_TURNS_PER_SECOND = scenarios.MAX_TURNS_PER_SECOND
 
 
 async def user_routes(gateway: Gateway, fake: FakeModel):
@@ -105,14 +118,15 @@ async def chat_measurements(args, fake: FakeModel, database_url: str | None, log
         if args.only_hellos:
             with Hello(log_dir, args.workers) as hello:
                 return await in_hellos(args, gateway, hello, pool)
-        c1_turns = (args.requests + 20) * args.repeat  # 20: the warm-up
-        load_turns = int(MAX_TURNS_PER_SECOND * args.seconds * args.rounds)
+        c1_turns = (args.requests + args.warmup) * args.repeat
+        load_turns = int(args.turns_per_second * args.seconds * args.rounds)
         print("  (1) whole chats, concurrency 1", flush=True)
         await pool.ensure(c1_turns)
-        results["chat_c1"] = [await scenarios.paired(whole, direct, args.requests) for _ in range(args.repeat)]
+        results["chat_c1"] = [await scenarios.paired(whole, direct, args.requests, warmup=args.warmup)
+                              for _ in range(args.repeat)]
         print("  (2) streamed chats, concurrency 1", flush=True)
         await pool.ensure(c1_turns)
-        results["stream_c1"] = [await scenarios.paired(stream, direct_stream, args.requests)
+        results["stream_c1"] = [await scenarios.paired(stream, direct_stream, args.requests, warmup=args.warmup)
                                 for _ in range(args.repeat)]
         print(f"  (1) whole chats, concurrency {args.concurrency}", flush=True)
         await pool.ensure(load_turns)
@@ -122,7 +136,8 @@ async def chat_measurements(args, fake: FakeModel, database_url: str | None, log
         await asyncio.gather(pool.ensure(load_turns + c1_turns), bare_pool.ensure(load_turns + c1_turns))
         results["metrics_cost"] = await scenarios.alternated_load(
             {"metrics on": whole, "metrics off": whole_bare}, args.concurrency, args.seconds, args.rounds)
-        results["metrics_cost_c1"] = [await scenarios.paired(whole, whole_bare, args.requests // 2)
+        results["metrics_cost_c1"] = [await scenarios.paired(whole, whole_bare, args.requests // 2,
+                                                             warmup=args.warmup)
                                       for _ in range(args.repeat)]
         print("  (5) the floor", flush=True)
         with Hello(log_dir, args.workers) as hello:
@@ -131,9 +146,9 @@ async def chat_measurements(args, fake: FakeModel, database_url: str | None, log
             livez = scenarios.Route(gateway.port, "GET", "/livez")
             bare_hello = scenarios.Route(hello.port, "GET", "/")
             fake_root = scenarios.Route(fake.port, "GET", "/")
-            results["floor_c1"] = [await scenarios.paired(bare_hello, fake_root, args.requests)
+            results["floor_c1"] = [await scenarios.paired(bare_hello, fake_root, args.requests, warmup=args.warmup)
                                    for _ in range(args.repeat)]
-            results["livez_c1"] = [await scenarios.paired(livez, fake_root, args.requests)
+            results["livez_c1"] = [await scenarios.paired(livez, fake_root, args.requests, warmup=args.warmup)
                                    for _ in range(args.repeat)]
             results["floor_load"] = await scenarios.alternated_load(
                 {"fake upstream": fake_root, "bare Flask hello": bare_hello, "gateway /livez": livez},
@@ -149,9 +164,10 @@ async def in_hellos(args, gateway: Gateway, hello: Hello, pool) -> dict:
     routes = hellos.routes(gateway, hello.port, headers, key_headers, pool, stream_pool)
     concurrencies = [int(c) for c in args.concurrencies.split(",")]
     sweep = await hellos.sweep(routes, concurrencies, args.hello_seconds, args.hello_rounds, [pool, stream_pool],
-                               MAX_TURNS_PER_SECOND)
+                               args.turns_per_second)
     print("  (7) a long conversation's turn vs a short one's", flush=True)
-    return {"hellos": sweep, "long_conversation": await hellos.long_conversation(gateway.port, headers, args.long_turns)}
+    return {"hellos": sweep, "long_conversation": await hellos.long_conversation(
+        gateway.port, headers, args.long_turns, long_messages=args.long_messages)}
 
 
 async def metrics_measurements(args, fake: FakeModel, database_url: str | None, log_dir: Path) -> dict:
@@ -161,22 +177,23 @@ async def metrics_measurements(args, fake: FakeModel, database_url: str | None, 
         with Gateway(log_dir, upstream_url=fake.url, database_url=database_url,
                      env=gateway_env(args, WEB_CONCURRENCY=str(workers))) as gateway:
             pool, (whole, _), (stream, _) = await user_routes(gateway, fake)
-            await pool.ensure(int(MAX_TURNS_PER_SECOND * 1.5))
+            await pool.ensure(int(args.turns_per_second * args.traffic_seconds * 1.5))
             # Traffic first, so every worker has written chat and request series.
-            await scenarios.load(whole, max(workers, 4), 1.0)
-            await scenarios.load(stream, max(workers, 4), 0.5)
+            await scenarios.load(whole, max(workers, 4), args.traffic_seconds)
+            await scenarios.load(stream, max(workers, 4), args.traffic_seconds / 2)
             results["by_workers"][workers] = {
                 "api": await scenarios.scrape_latency(gateway.port, "/metrics", args.scrapes, SCRAPER),
                 "master": await scenarios.scrape_latency(gateway.metrics_port, "/metrics", args.scrapes, SCRAPER)}
     # A gevent worker notices max_requests on its 1 s loop tick; gthread recycles at once (see the report).
-    env = gateway_env(args, WEB_CONCURRENCY="8", GUNICORN_WORKER_CLASS="gthread", GUNICORN_MAX_REQUESTS="1")
+    env = gateway_env(args, WEB_CONCURRENCY=str(args.restart_workers), GUNICORN_WORKER_CLASS="gthread",
+                      GUNICORN_MAX_REQUESTS="1")
     with Gateway(log_dir, upstream_url=fake.url, database_url=database_url, env=env) as gateway:
         done = 0
         for target in [int(r) for r in args.restarts.split(",")]:
             print(f"  (4) /metrics after {target} worker restarts", flush=True)
             recycled = await scenarios.recycle_workers(gateway.port, target - done)
             done = target
-            await _wait_for_workers(gateway, 8)
+            await _wait_for_workers(gateway, args.restart_workers)
             results["by_restarts"][target] = {
                 **recycled,
                 "master": await scenarios.scrape_latency(gateway.metrics_port, "/metrics", args.scrapes, SCRAPER)}
