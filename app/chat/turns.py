@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import String, bindparam, func, or_, select, type_coerce
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -199,9 +199,12 @@ def _estimate(content):
 # The newest messages that fit in the room left, cut by the database: the innermost query reads no more
 # rows than the budget could ever hold (each costs at least the overhead), however long the conversation;
 # a running sum of their estimates keeps the contiguous newest ones that fit, as build_prompt would.
-_NEWEST = (select(_messages.c.role, _messages.c.content, _messages.c.created_at, _messages.c.id)
+# The roles as plain text (no Enum conversion of every row) and compared one by one: an IN list is an
+# "expanding" parameter, which SQLAlchemy renders into the SQL string again on every execution.
+_NEWEST = (select(type_coerce(_messages.c.role, String).label("role"), _messages.c.content, _messages.c.created_at,
+                  _messages.c.id)
            .where(_messages.c.conversation_id == bindparam("conversation_id"),
-                  _messages.c.role.in_(list(PROMPT_ROLES)))
+                  or_(*(_messages.c.role == role for role in PROMPT_ROLES)))
            .order_by(_messages.c.created_at.desc(), _messages.c.id.desc())
            .limit(bindparam("most"))
            .subquery())
