@@ -113,6 +113,7 @@ def test_the_configuration_reference_lists_every_setting_with_its_default():
             assert cell.startswith(f"`{shown(default)}`"), f"{name}: documented default {cell!r}, but it is {default!r}"
 
 
+@pytest.mark.slow  # it runs the commands, each a new process that imports the app
 def test_the_readme_operator_commands_run_as_written(tmp_path):
     block = re.search(r"## Operator commands.*?```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
     commands = [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]

@@ -1,6 +1,5 @@
 """Limits cannot be switched off by input, and an unreachable storage refuses instead of forgetting (issue 20, 4)."""
 import json
-import os
 
 import pytest
 import redis
@@ -8,10 +7,11 @@ from sqlalchemy import func, select
 
 from app.admission import rate_limits as limits
 from app.models import User
+from tests.support import redisdb
 from tests.test_errors import assert_error
 
 # A database of its own (one per parallel test process), apart from tests/test_rate_limits.py's: these tests flush it.
-REDIS_URL = f"redis://127.0.0.1:6379/{13 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:])}"
+REDIS_URL = redisdb.redis_url(redisdb.LIMIT_KEYS)
 # Nothing listens on port 1: a Redis that is configured and unreachable.
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 GUESSES_ALLOWED = 10

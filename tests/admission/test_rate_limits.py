@@ -1,5 +1,4 @@
 """Rate limits: 429 in the error contract with Retry-After, counted by limit name, shared through Redis."""
-import os
 import uuid
 
 import pytest
@@ -7,10 +6,11 @@ import redis
 from prometheus_client import REGISTRY
 
 from bench.fake_model import Script
+from tests.support import redisdb
 from tests.test_errors import assert_error
 
 # A database of its own (one per parallel test process): these tests flush it.
-REDIS_URL = f"redis://127.0.0.1:6379/{7 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:])}"
+REDIS_URL = redisdb.redis_url(redisdb.RATE_LIMITS)
 # Windows of a day: the limiter's sliding window counter weighs the previous window by the part of it still
 # in view, so a test whose requests straddle a window's boundary (one in 60 for a minute, run in a second)
 # would see one more request pass.

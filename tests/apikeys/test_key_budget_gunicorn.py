@@ -8,6 +8,7 @@ max_connections (100, shared by the whole suite) instead of the budget.
 """
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 from sqlalchemy import func, select
 
@@ -16,6 +17,8 @@ from bench.fake_model import Script
 from tests.support.gateway import logged_in
 from tests.usage.conftest import FREE
 from tests.usage.test_usage_gunicorn import server  # noqa: F401 - the module's gateway (its database: the root conftest's)
+
+pytestmark = pytest.mark.slow  # it starts gunicorn
 
 
 def test_a_keys_budget_holds_at_the_edge_of_40_concurrent_requests(server, database, fake_llm):  # noqa: F811

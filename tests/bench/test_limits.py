@@ -1,17 +1,17 @@
 """`python -m bench.limits --quick` still runs end to end and reports every limit (never judged for speed)."""
 import json
-import os
 
 import pytest
 
 from bench import limits
+from tests.support import redisdb
 
 pytestmark = pytest.mark.slow
 
 MEASURED = {"revocation", "rate_limit_memory", "rate_limit_redis", "budget_with_budget", "budget_without_budget"}
 IN_PROCESS = {"stream_cap_memory", "stream_cap_redis", "chat_cap"}
 # As in test_rate_limits: one Redis database per xdist worker, flushed by the benchmark.
-REDIS_URL = f"redis://127.0.0.1:6379/{7 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:])}"
+REDIS_URL = redisdb.redis_url(redisdb.RATE_LIMITS)
 
 
 def test_quick_limits_benchmark_runs_and_reports_every_limit(tmp_path):

@@ -95,6 +95,7 @@ def test_promtool_check_rules(promtool):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow  # promtool evaluates every rule test in a process of its own
 def test_promtool_test_rules(promtool):
     assert RULE_TEST_FILES, "no rule unit tests"
     result = subprocess.run([promtool, "test", "rules", *[p.name for p in RULE_TEST_FILES]],
