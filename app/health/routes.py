@@ -53,7 +53,7 @@ def livez():
     return Response(LIVE_BODY, mimetype="application/json")
 
 
-LIVE_BODY = json.dumps(LivenessSchema().dump({"status": "ok"})) + "\n"
+LIVE_BODY = json.dumps(LivenessSchema().dump({"status": "ok"}), separators=(",", ":")) + "\n"  # as jsonify writes it
 
 
 @bp.get("/readyz")
