@@ -35,7 +35,6 @@ class ChatProvider:
 
     def __init__(self, *, base_url: str, api_key: str | None = None):
         self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
         self.session = requests.Session()
         # The environment's proxy and CA-bundle settings are read once, here: with trust_env
         # requests reads every proxy variable and looks for ~/.netrc on each call, a
@@ -47,6 +46,10 @@ class ChatProvider:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self._requests: dict[str, requests.PreparedRequest] = {}  # per path: its URL parsed once (see _prepare)
+        # The headers every call sends (the session's defaults, ours), built once; by stream or not.
+        fixed = {**self.session.headers, **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
+        self._headers = {stream: {**fixed, "Accept": "text/event-stream" if stream else "application/json"}
+                         for stream in (False, True)}
 
     @classmethod
     def refuse_unsupported(cls, options: GenerationOptions, messages: list[dict[str, Any]]) -> None:
@@ -134,11 +137,9 @@ class ChatProvider:
 
     def _post(self, payload: dict[str, Any], *, timeouts: Timeouts, stream: bool,
               call: UpstreamCall, path: str | None = None) -> requests.Response:
-        headers = {"Accept": "text/event-stream" if stream else "application/json"}
-        if request_id.current.get():
-            headers[request_id.HEADER] = request_id.current.get()
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
+        headers = dict(self._headers[stream])
+        if rid := request_id.current.get():
+            headers[request_id.HEADER] = rid
         tracing.inject(headers)
         try:
             with call.bound():
@@ -166,7 +167,7 @@ class ChatProvider:
         if template is None:
             template = self._requests[path] = requests.Request("POST", self.base_url + path).prepare()
         prepared = template.copy()
-        prepared.prepare_headers({**self.session.headers, **headers})
+        prepared.prepare_headers(headers)
         prepared.prepare_body(data=None, files=None, json=payload)
         return prepared
 
