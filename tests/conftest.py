@@ -6,6 +6,7 @@ from sqlalchemy import create_engine
 
 from app import create_app
 from bench.fake_model import FakeModelServer
+from tests.support.apps import close_app
 from tests.support.auth import AuthActions
 from tests.support.databases import PrivatePostgres, normalised, postgres_available, sqlite_copy, sqlite_template
 
@@ -98,7 +99,7 @@ def app_config(database_url, app_overrides):
 def app(app_config):
     app = create_app(app_config)
     yield app
-    app.extensions["db_engine"].dispose()
+    close_app(app)
 
 
 @pytest.fixture

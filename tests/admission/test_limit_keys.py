@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from app.admission import rate_limits as limits
 from app.models import User
 from tests.support import redisdb
+from tests.support.apps import close_app
 from tests.test_errors import assert_error
 
 # A database of its own (one per parallel test process), apart from tests/test_rate_limits.py's: these tests flush it.
@@ -115,4 +116,4 @@ def test_other_apps_in_the_process_leave_this_apps_limits_alone(client, auth, ap
     assert_error(closed.test_client().post("/auth/login", json={"email": "a@example.com", "password": "x" * 12}),
                  503, "rate_limit_unavailable")  # fail-closed, whatever the app before it allowed
     for other in (*others, closed):
-        other.extensions["db_engine"].dispose()
+        close_app(other)

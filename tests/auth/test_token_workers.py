@@ -7,6 +7,7 @@ import requests
 
 from app import create_app
 from tests.conftest import TEST_SECRET
+from tests.support.apps import close_app
 from tests.support.servers import Gunicorn
 from tests.support.workers import one_connection_per_worker, request, worker_serving
 
@@ -58,7 +59,7 @@ def test_disabling_an_account_from_the_shell_holds_on_every_worker(server, modul
     shell = create_app({"DATABASE_URL": module_database_url, "APP_ENV": "test", "JWT_SECRET_KEY": TEST_SECRET,
                         "LOG_LEVEL": "WARNING"})
     result = shell.test_cli_runner().invoke(args=["disable-user", session["user"]["email"]])
-    shell.extensions["db_engine"].dispose()
+    close_app(shell)
     assert result.exit_code == 0, result.output
     assert set(every_worker_says(server, session["accessToken"]).values()) == {(401, "token_revoked")}
 

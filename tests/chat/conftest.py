@@ -23,12 +23,6 @@ def app_config(app_config, fake_llm, app_overrides):
 
 
 @pytest.fixture
-def app(app):
-    yield app
-    app.extensions["llm"].providers.close()
-
-
-@pytest.fixture
 def conversation(client, user):
     response = client.post("/conversations", json={"title": "chat"}, headers=user.headers)
     assert response.status_code == 201

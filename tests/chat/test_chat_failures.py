@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app import create_app
 from app.models import Conversation, Message, MessageRole, UsageRecord
 from tests.chat.conftest import OLLAMA_MODEL, OPENAI_MODEL
+from tests.support.apps import close_app
 from tests.support.sse import parse_sse as sse_events
 from bench.fake_model import Script, closed_port_url
 
@@ -78,8 +79,7 @@ def test_unreachable_provider_is_502(app_config, user, conversation, db_session,
             endpoint if endpoint in bodies else f"/conversations/{conversation['id']}/{endpoint}",
             json=bodies.get(endpoint, {"content": "Hi there"}), headers=user.headers)
     finally:
-        unreachable.extensions["llm"].providers.close()
-        unreachable.extensions["db_engine"].dispose()
+        close_app(unreachable)
 
     assert response.status_code == 502
     error = response.get_json()["error"]

@@ -43,7 +43,6 @@ def app_config(app_config, fake_llm, otlp, tmp_path, app_overrides):
 @pytest.fixture
 def app(app):
     yield app
-    app.extensions["llm"].providers.close()
     tracing.shutdown()
 
 

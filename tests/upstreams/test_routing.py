@@ -5,6 +5,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from bench.fake_model import Script, closed_port_url
+from tests.support.apps import close_app
 from tests.support.sse import parse_sse
 
 DEAD = "dead"
@@ -24,12 +25,6 @@ def app_config(app_config, fake_llm, tmp_path):
     }}))
     return {**app_config, "MODELS_FILE": str(path), "UPSTREAM_EJECT_AFTER": "2", "UPSTREAM_COOLDOWN_SECONDS": "60",
             "SSE_HEARTBEAT_SECONDS": "2"}
-
-
-@pytest.fixture
-def app(app):
-    yield app
-    app.extensions["llm"].providers.close()
 
 
 @pytest.fixture
@@ -97,7 +92,6 @@ def test_attempts_are_capped(app_config, user, fake_llm):
         response = client.post(f"/conversations/{conversation}/messages", json={"content": "hi", "model": "pair"},
                                headers=user.headers)
     finally:
-        capped.extensions["llm"].providers.close()
-        capped.extensions["db_engine"].dispose()
+        close_app(capped)
     assert response.status_code == 502 and len(response.get_json()["error"]["details"]["attempts"]) == 1
     assert len(fake_llm.requests) == 1

@@ -31,12 +31,6 @@ def app_config(app_config, fake_llm, tmp_path):
             "PROVIDER_READ_TIMEOUT": "0.5"}
 
 
-@pytest.fixture
-def app(app):
-    yield app
-    app.extensions["llm"].providers.close()
-
-
 def usage_rows(session, **where) -> list[UsageRecord]:
     session.expire_all()
     query = select(UsageRecord).filter_by(**where).order_by(UsageRecord.created_at)

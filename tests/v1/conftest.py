@@ -23,12 +23,6 @@ def app_config(app_config, fake_llm, tmp_path):
 
 
 @pytest.fixture
-def app(app):
-    yield app
-    app.extensions["llm"].providers.close()
-
-
-@pytest.fixture
 def v1(client, user):
     """POST to /v1 as `user`: (status, JSON body or the raw stream's bytes)."""
     def post(path, body):

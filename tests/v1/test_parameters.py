@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from app import create_app
+from tests.support.apps import close_app
 from tests.support.auth import AuthActions
 
 from bench.fake_model import Script
@@ -159,8 +160,7 @@ def test_the_catalogue_switch_turns_counting_off(app_config, fake_llm, tmp_path)
         assert response.status_code == 200 and b"[DONE]" in response.get_data()
         assert fake_llm.tokenize_requests == []
     finally:
-        app.extensions["llm"].providers.close()
-        app.extensions["db_engine"].dispose()
+        close_app(app)
 
 
 @pytest.fixture
@@ -174,8 +174,7 @@ def limited(app_config, tmp_path):
     app = create_app({**app_config, "MODELS_FILE": str(path)})
     client = app.test_client()
     yield client, AuthActions(client).register()
-    app.extensions["llm"].providers.close()
-    app.extensions["db_engine"].dispose()
+    close_app(app)
 
 
 def sent_limits(fake_llm) -> dict:

@@ -9,6 +9,7 @@ import pytest
 from app.docs.routes import DOCS_CSP
 from app.http.security import JSON_CSP
 from app.web.routes import PAGE_CSP
+from tests.support.apps import close_app
 
 WEB = Path(__file__).resolve().parents[2] / "app" / "web"
 SOURCES = {path.relative_to(WEB): path.read_text() for path in WEB.rglob("*") if path.suffix in (".html", ".js", ".css", ".svg")}
@@ -107,6 +108,6 @@ def test_prices_of_the_catalogue_reach_the_page_as_exact_strings(client, app, tm
     try:
         html = fetch(priced.test_client(), "/").get_data(as_text=True)
     finally:
-        priced.extensions["db_engine"].dispose()
+        close_app(priced)
     prices = json.loads(re.search(r'data-prices="([^"]*)"', html).group(1).replace("&#34;", '"'))
     assert prices == {"b": {"input": "0.000000015", "output": "2"}}
