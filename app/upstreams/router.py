@@ -42,6 +42,7 @@ class Router:
         self.catalogue, self.providers, self.board = catalogue, providers, board
         self.max_attempts = max_attempts  # 0: every upstream of the model once, then every fallback's
         self.record = record
+        self._chains: dict[str, tuple[str, ...]] = {}  # a model and its fallbacks: the catalogue never changes
 
     def complete(self, model: ModelSpec, *, messages: list[dict[str, Any]], options: GenerationOptions,
                  call: UpstreamCall | None = None) -> tuple[Completion, ModelSpec]:
@@ -60,7 +61,10 @@ class Router:
 
         Every upstream of a model ejected: its least recently failed one is tried all the same, once.
         """
-        for name in self._chain(model.name, []):
+        chain = self._chains.get(model.name)
+        if chain is None:
+            chain = self._chains[model.name] = tuple(self._chain(model.name, []))
+        for name in chain:
             untried = list(self.catalogue.get(name).routes)
             anyway = True
             while untried:
