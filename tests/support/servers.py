@@ -108,6 +108,9 @@ class Gunicorn(ManagedProcess):
             "LOG_LEVEL": "INFO",
             # Keep-alive connections of the test's clients would hold a stopping gevent worker for 30 s.
             "GUNICORN_GRACEFUL_TIMEOUT": "2",
+            # No load balancer to tell: a stop needs no drain window (tests/health/test_draining.py sets its own).
+            # The production default of 2 s, on each of the suite's gunicorn stops, cost minutes of waiting.
+            "DRAIN_DELAY_SECONDS": "0",
             "PASSWORD_HASH_COST": "10",  # the same scrypt, cheaper: see tests/conftest.py
             "RATE_LIMITS_ENABLED": "false",  # test users all come from 127.0.0.1
             **(env or {}),
