@@ -30,7 +30,9 @@ def test_a_20_token_stream_is_timed_to_its_last_byte(server, fake_llm):
     events = http.stream_events(conversation)
     http_labels = {"method": "POST", "route": STREAM_ROUTE, "status_code": "200"}
     # The request is counted when the worker closes it, which may come just after the client read the end.
-    after = wait_until(lambda: counted_after(server, before, "http_requests_total", http_labels),
+    # Its counter and its histogram are two files: a scrape can fall between the two writes.
+    after = wait_until(lambda: counted_after(server, before, http_labels, "http_requests_total",
+                                             "http_request_duration_seconds_count"),
                        timeout=5, interval=0.05, what="the stream to be counted")
 
     assert [e["type"] for e in events] == ["token"] * 20 + ["end"]
@@ -150,10 +152,10 @@ def test_a_saturated_gateway_still_answers_scrapes_within_a_second(tmp_path, dat
     assert samples.value("http_requests_in_flight") == workers * threads
 
 
-def counted_after(server, before, name: str, labels: dict):
-    """A scrape in which `name{labels}` went up since `before`, or None."""
+def counted_after(server, before, labels: dict, *names: str):
+    """A scrape in which each of `names{labels}` went up since `before`, or None."""
     samples = scrape(server.metrics_url)
-    return samples if samples.value(name, **labels) > before.value(name, **labels) else None
+    return samples if all(samples.value(name, **labels) > before.value(name, **labels) for name in names) else None
 
 
 def stream_until_stopped(http, conversation: str) -> None:
