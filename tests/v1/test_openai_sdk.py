@@ -5,17 +5,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import openai
 import pytest
 import requests
 
 from bench.fake_model import Script
 from tests.support.gateway import MODEL, gateway, logged_in
+from tests.support.lazy import Lazy
 from tests.support.metrics import scrape
 from tests.support.servers import wait_until
 from tests.support.workers import one_connection_per_worker, request, worker_serving
 
 pytestmark = pytest.mark.slow
+openai = Lazy("openai")
 OPENAI_DOC = Path(__file__).resolve().parents[2] / "docs" / "openai.md"
 WORKERS = 3
 OPENAI_MODEL = "gpt-test"
@@ -46,7 +47,7 @@ def api_key(http):
     return response.json()
 
 
-def sdk(server, key: str) -> openai.OpenAI:
+def sdk(server, key: str) -> "openai.OpenAI":
     return openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=30)
 
 

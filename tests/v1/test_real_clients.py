@@ -2,17 +2,16 @@
 langchain-openai, against a real two-worker gunicorn, for both provider kinds."""
 import json
 
-import openai
 import pytest
-from langchain_core.tools import tool
-from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 from pydantic import BaseModel
 
 from bench.fake_model import Script
 from bench.fake_model.embeddings import vector
 from tests.support.gateway import gateway, logged_in
+from tests.support.lazy import Lazy
 
 pytestmark = pytest.mark.slow
+openai, langchain_openai, langchain_tools = Lazy("openai"), Lazy("langchain_openai"), Lazy("langchain_core.tools")
 OLLAMA, OPENAI = "llama3.1", "gpt-test"
 EMBEDDERS = {OLLAMA: "embed-ollama", OPENAI: "embed-openai"}
 KINDS = [OLLAMA, OPENAI]
@@ -28,10 +27,9 @@ class Person(BaseModel):
     age: int
 
 
-@tool
 def get_weather(city: str) -> str:
     """The weather in a city."""
-    return "sunny"
+    return "sunny"  # made a langchain tool (`@tool`) where it is bound
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +61,8 @@ def client(server, key):
         yield client
 
 
-def chat(server, key, model, **kwargs) -> ChatOpenAI:
-    return ChatOpenAI(model=model, base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=30, **kwargs)
+def chat(server, key, model, **kwargs) -> "langchain_openai.ChatOpenAI":
+    return langchain_openai.ChatOpenAI(model=model, base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=30, **kwargs)
 
 
 @pytest.mark.parametrize("model", KINDS)
@@ -142,7 +140,7 @@ def test_openai_embeddings_of_a_list(client, fake_llm, model):
 
 @pytest.mark.parametrize("model", KINDS)
 def test_langchain_bind_tools_whole_and_streamed(server, key, fake_llm, model):
-    llm = chat(server, key, model).bind_tools([get_weather])
+    llm = chat(server, key, model).bind_tools([langchain_tools.tool(get_weather)])
 
     fake_llm.script = Script(tokens=[], tool_calls=PARIS)
     whole = llm.invoke("Weather in Paris?")
@@ -165,7 +163,7 @@ def test_langchain_structured_output(server, key, fake_llm, model):
 
 @pytest.mark.parametrize("model", KINDS)
 def test_langchain_embed_documents(server, key, fake_llm, model):
-    embedder = OpenAIEmbeddings(model=EMBEDDERS[model], base_url=server.url + "/v1", api_key=key, max_retries=0,
+    embedder = langchain_openai.OpenAIEmbeddings(model=EMBEDDERS[model], base_url=server.url + "/v1", api_key=key, max_retries=0,
                                 check_embedding_ctx_length=False)  # no tiktoken download
 
     vectors = embedder.embed_documents(["one", "three"])
