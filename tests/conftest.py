@@ -16,6 +16,41 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_HASH_COST = "10"
 
 
+# Packages whose fixtures outlive a module (one Chromium and one gateway per database for every page test, the
+# gateway's image for every deploy test): handed out whole, so one process pays for them once, not each
+# process that got one of their files.
+WHOLE_PACKAGES = ("web/", "deploy/")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadFileScheduling
+
+    class ByFileAndPackage(LoadFileScheduling):
+        """`--dist loadfile`, with each of WHOLE_PACKAGES as one unit."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return next((package for package in WHOLE_PACKAGES if nodeid.startswith(package)),
+                        super()._split_scope(nodeid))
+
+    return ByFileAndPackage(config, log)
+
+
+def pytest_collection_modifyitems(items):
+    """The tests that start servers first (WHOLE_PACKAGES, the longest units, before them), each module's
+    tests still together.
+
+    pytest-xdist hands out units in this order: the long, mostly waiting ones (a 60 s soak, Prometheus scrape
+    intervals, drains, a browser) start early beside each other, and the short ones fill the processes at the
+    end, instead of one soak starting last and running alone.
+    """
+    slow_modules = {item.module for item in items if item.get_closest_marker("slow")}
+
+    def rank(item) -> int:
+        return 0 if item.nodeid.startswith(WHOLE_PACKAGES) else 1 if item.module in slow_modules else 2
+
+    items.sort(key=rank)  # stable: the order within a module stays
+
+
 @pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory):
     return sqlite_template(tmp_path_factory.mktemp("sqlite-template"))

@@ -191,7 +191,7 @@ def stored_replies(database_url: str) -> int:
 
 
 async def one_run(args, index: int, log_dir: Path) -> dict:
-    env = gateway_env(redis_db=5)  # rate-limit counters only; the limits are far above this load
+    env = gateway_env(redis_db=15)  # rate-limit counters only; the limits are far above this load
     with ScratchDatabase(postgres=True, prefix="bench_rolling") as database, \
             FakeModel(log_dir, tokens=20, seconds=args.reply_seconds) as fake:
         gateways = [Gateway(log_dir, upstream_url=fake.url, database_url=database.url, env=env).start()

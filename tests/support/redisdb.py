@@ -1,13 +1,13 @@
 """Redis databases for the tests that flush theirs: one per parallel test process, in bands that never overlap.
 
-Redis has 16 databases. `bench.rolling` takes 5; each band below holds one database per pytest-xdist
+Redis has 16 databases. `bench.rolling` takes 15; each band below holds one database per pytest-xdist
 process, so the suite runs at most BAND processes at once (`-n` in tests/pytest.ini).
 """
 import os
 
-BAND = 5
-RATE_LIMITS = 6   # 6-10: tests/admission/test_rate_limits.py and the modules sharing its counters
-LIMIT_KEYS = 11   # 11-15: tests/admission/test_limit_keys.py
+BAND = 7
+RATE_LIMITS = 1   # 1-7: tests/admission/test_rate_limits.py and the modules sharing its counters
+LIMIT_KEYS = 8    # 8-14: tests/admission/test_limit_keys.py
 
 
 def redis_url(band: int) -> str:
