@@ -115,15 +115,28 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def serve_from_master(host: str, port: int, token: str, usage: UsageCollector | None = None) -> None:
-    """A listener in the gunicorn master: answers even when every worker is busy."""
+    """A listener in the gunicorn master: answers even when every worker is busy.
+
+    The master forks workers (at start, after a crash, at every max_requests
+    recycle) while this listener may be in the middle of a scrape. A lock that
+    native code holds at that instant (SQLite's own mutexes, while the usage
+    query opens its connection) stays locked in the new worker for ever, and
+    that worker's first database access hangs. So a fork waits for the scrape
+    in progress (at most the usage query's DB_TIMEOUT_SECONDS), and a scrape
+    never starts during a fork.
+    """
     metrics_app = make_wsgi_app(build_registry(os.getpid, usage))
     body = json.dumps(error_body(*UNAUTHORIZED)).encode()
+    fork_guard = _original("_thread", "allocate_lock")()
+    os.register_at_fork(before=fork_guard.acquire, after_in_parent=fork_guard.release,
+                        after_in_child=fork_guard.release)
 
     def guarded(environ, start_response):
         if not authorized(environ.get("HTTP_AUTHORIZATION"), token):
             start_response("401 Unauthorized", [("Content-Type", "application/json"), ("WWW-Authenticate", "Bearer")])
             return [body]
-        return metrics_app(environ, start_response)
+        with fork_guard:
+            return metrics_app(environ, start_response)  # the whole body, built here: a list of one bytes
 
     # The server is built inside the thread that serves it: under gevent a socket
     # belongs to the event loop of the thread that created it. The pipe reports
@@ -154,11 +167,24 @@ def _start_os_thread(target) -> None:
     master forks: each worker would then also answer on the master's metrics port,
     reporting itself as the master. An OS thread does not survive fork().
     """
+    if _gevent_patched("threading"):
+        _original("_thread", "start_new_thread")(target, ())
+    else:
+        threading.Thread(target=target, name="metrics-listener", daemon=True).start()
+
+
+def _gevent_patched(module: str) -> bool:
     try:
         from gevent import monkey
     except ImportError:
-        monkey = None
-    if monkey is not None and monkey.is_module_patched("threading"):
-        monkey.get_original("_thread", "start_new_thread")(target, ())
-    else:
-        threading.Thread(target=target, name="metrics-listener", daemon=True).start()
+        return False
+    return monkey.is_module_patched(module)
+
+
+def _original(module: str, name: str):
+    """`module.name` as the standard library defines it, even when gevent has patched it (a real OS lock)."""
+    if _gevent_patched(module):
+        from gevent import monkey
+
+        return monkey.get_original(module, name)
+    return getattr(__import__(module), name)
