@@ -13,9 +13,6 @@ from . import streaming, turns
 from .schemas import (ChatReplySchema, ChatRequestSchema, ModelListSchema, StreamEndSchema, StreamErrorSchema,
                       StreamTokenSchema)
 
-# One instance for both routes: given a class, webargs builds a schema on every request.
-CHAT_REQUEST = ChatRequestSchema()
-
 bp = Blueprint("chat", __name__, description="Chat with a model, whole or streamed, and the models on offer")
 
 SSE_DOC = event_stream(
@@ -38,7 +35,7 @@ def _start_turn(conversation_id: str, data: dict, *, store_now: bool) -> turns.T
 @limit_concurrent_chats
 @auth_required(scope="conversations")
 @rate_limits.chat
-@bp.arguments(CHAT_REQUEST)
+@bp.arguments(ChatRequestSchema)
 @bp.response(200, ChatReplySchema)
 def send_message(data, id):
     """Send a message and get the model's whole reply"""
@@ -50,7 +47,7 @@ def send_message(data, id):
 @limit_concurrent_chats
 @auth_required(scope="conversations")
 @rate_limits.chat
-@bp.arguments(CHAT_REQUEST)
+@bp.arguments(ChatRequestSchema)
 @bp.doc(responses={"200": SSE_DOC})
 @limit_user_streams()
 def stream_message(data, id):

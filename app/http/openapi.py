@@ -94,6 +94,10 @@ class Blueprint(SmorestBlueprint):
         self.error_schema = error_schema
         self._prepare_doc_cbks.append(self._prepare_error_doc)
 
+    def arguments(self, schema, **kwargs):
+        # An instance, made once here: given a class, webargs builds a new schema on every request.
+        return super().arguments(schema() if isinstance(schema, type) else schema, **kwargs)
+
     def add_url_rule(self, rule, endpoint=None, view_func=None, **kwargs):
         super().add_url_rule(rule, endpoint, view_func, **kwargs)
         has_path_parameters = "<" in (self.url_prefix or "") + rule

@@ -43,7 +43,7 @@ def get_model(model_id):
 @auth_required(scope="inference")
 @rate_limits.chat
 @may_fail(404)  # model_not_found, as OpenAI answers
-@bp.arguments(ChatCompletionRequestSchema())  # an instance: webargs builds one per request from a class
+@bp.arguments(ChatCompletionRequestSchema)
 @bp.doc(responses={"200": COMPLETION_DOC})
 @limit_user_streams(lambda data: bool(data.get("stream")))
 def create_chat_completion(data):
@@ -61,7 +61,7 @@ def create_chat_completion(data):
 @auth_required(scope="inference")
 @rate_limits.chat  # the same per-user limit: an embedding call holds a provider as a chat does
 @may_fail(404)  # model_not_found
-@bp.arguments(EmbeddingRequestSchema())
+@bp.arguments(EmbeddingRequestSchema)
 @bp.doc(responses={"200": {"description": "OK", "content": {"application/json": {"schema": EmbeddingListSchema}}}})
 def create_embeddings(data):
     """Embeddings of a string, a list of strings, or token arrays (where the provider takes them)"""
