@@ -1,8 +1,8 @@
 """What a scrape sees, on the API port (through prometheus-flask-exporter) and on the master's own listener."""
 import hmac
+import importlib
 import json
 import os
-import threading
 from functools import wraps
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -167,24 +167,13 @@ def _start_os_thread(target) -> None:
     master forks: each worker would then also answer on the master's metrics port,
     reporting itself as the master. An OS thread does not survive fork().
     """
-    if _gevent_patched("threading"):
-        _original("_thread", "start_new_thread")(target, ())
-    else:
-        threading.Thread(target=target, name="metrics-listener", daemon=True).start()
-
-
-def _gevent_patched(module: str) -> bool:
-    try:
-        from gevent import monkey
-    except ImportError:
-        return False
-    return monkey.is_module_patched(module)
+    _original("_thread", "start_new_thread")(target, ())
 
 
 def _original(module: str, name: str):
-    """`module.name` as the standard library defines it, even when gevent has patched it (a real OS lock)."""
-    if _gevent_patched(module):
+    """`module.name` as the standard library defines it, even when gevent has patched it."""
+    try:
         from gevent import monkey
-
-        return monkey.get_original(module, name)
-    return getattr(__import__(module), name)
+    except ImportError:
+        return getattr(importlib.import_module(module), name)
+    return monkey.get_original(module, name)  # the current one when nothing patched it
