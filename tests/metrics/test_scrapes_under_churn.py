@@ -44,6 +44,17 @@ class Scraper(threading.Thread):
         return [parse(body) for body in self.bodies]
 
 
+def both_endpoints(server) -> list[Scraper]:
+    """Scrapers of the master's listener and of the API port.
+
+    The master's listener answers at once, so its scrapes keep Prometheus's 10 s timeout. The API port's are
+    served by workers that may be restarting: on a loaded machine (the whole suite beside it) a scrape can
+    queue behind several worker boots in a row. What is under test there is that a scrape never fails
+    (prometheus_client #1199), not how fast workers boot.
+    """
+    return [Scraper(server.metrics_url), Scraper(server.url + "/metrics", timeout=60)]
+
+
 def get_livez(url: str) -> bool:
     try:
         return requests.get(url + "/livez", headers={"Connection": "close"}, timeout=10).status_code == 200
@@ -72,11 +83,7 @@ def test_scrapes_never_fail_while_every_request_recycles_a_worker(tmp_path):
         started = time.perf_counter()
         baseline = scrape(server.metrics_url).value("http_requests_total", **LIVEZ)  # the start-up checks
         first_scrape = time.perf_counter() - started
-        # The master's listener answers at once, so its scrapes keep Prometheus's 10 s timeout. The API port's
-        # are served by workers that each serve one request and restart: on a loaded machine (the whole suite
-        # beside it) a scrape can queue behind several worker boots in a row. What is under test there is that
-        # a scrape never fails (prometheus_client #1199), not how fast workers boot.
-        scrapers = [Scraper(server.metrics_url), Scraper(server.url + "/metrics", timeout=60)]
+        scrapers = both_endpoints(server)
         files = FileCounter(metrics_dir)
         for thread in (*scrapers, files):
             thread.start()
@@ -143,11 +150,7 @@ def test_a_worker_killed_with_bad_metrics_files_takes_nothing_down(tmp_path):
         # Until the victim has served a request and written its counter file: connections spread over workers.
         wait_until(lambda: get_livez(server.url) and (metrics_dir / f"counter_{victim}.db").exists(), what="a victim file")
         staged = stage_bad_files(metrics_dir, victim)
-        # The master's listener answers at once, so its scrapes keep Prometheus's 10 s timeout. The API port's
-        # are served by workers that each serve one request and restart: on a loaded machine (the whole suite
-        # beside it) a scrape can queue behind several worker boots in a row. What is under test there is that
-        # a scrape never fails (prometheus_client #1199), not how fast workers boot.
-        scrapers = [Scraper(server.metrics_url), Scraper(server.url + "/metrics", timeout=60)]
+        scrapers = both_endpoints(server)
         for scraper in scrapers:
             scraper.start()
         answered_before = sum(get_livez(server.url) for _ in range(30))
