@@ -42,7 +42,7 @@ class Router:
         self.catalogue, self.providers, self.board = catalogue, providers, board
         self.max_attempts = max_attempts  # 0: every upstream of the model once, then every fallback's
         self.record = record
-        self._chains: dict[str, tuple[str, ...]] = {}  # a model and its fallbacks: the catalogue never changes
+        self._chains: dict[str, tuple[str, ...]] = {}  # see _chain_of
 
     def complete(self, model: ModelSpec, *, messages: list[dict[str, Any]], options: GenerationOptions,
                  call: UpstreamCall | None = None) -> tuple[Completion, ModelSpec]:
@@ -61,10 +61,7 @@ class Router:
 
         Every upstream of a model ejected: its least recently failed one is tried all the same, once.
         """
-        chain = self._chains.get(model.name)
-        if chain is None:
-            chain = self._chains[model.name] = tuple(self._chain(model.name, []))
-        for name in chain:
+        for name in self._chain_of(model.name):
             untried = list(self.catalogue.get(name).routes)
             anyway = True
             while untried:
@@ -138,6 +135,13 @@ class Router:
             self.count(spec, "success", latency)
             return result, spec
         raise cut_short(call) or all_failed(model, attempts, last)
+
+    def _chain_of(self, name: str) -> tuple[str, ...]:
+        """`_chain` worked out once per model: the catalogue never changes."""
+        chain = self._chains.get(name)
+        if chain is None:
+            chain = self._chains[name] = tuple(self._chain(name, []))
+        return chain
 
     def _chain(self, name: str, seen: list[str]) -> list[str]:
         """The model, then its fallbacks in order, depth first (the catalogue refuses cycles)."""
