@@ -1,8 +1,10 @@
 """1,000 orgs chatting through a real three-worker gunicorn: at most K+1 values of `org` per gauge, exact values.
 
-Every org is made the way users make them: a few registered users create the 1,000 orgs
-(POST /orgs), put a budget on every third (PUT /orgs/<id>/budget) and have one whole
-chat in each (POST /conversations, then /messages), from a pool of threads. The fake
+A few registered users own the 1,000 orgs, each with a budget on every third and a
+conversation, made in the database by the service functions the routes call (create_org,
+put_budget; their HTTP is tested in tests/orgs and tests/usage, and 2,300 more requests
+here cost a tenth of the suite's CPU). Then each org has one whole chat through the
+gateway (POST /conversations/<id>/messages), from a pool of threads. The fake
 provider counts one prompt token per word, so each org's chat has its own size and the
 top K is decided by the traffic, with a tie across its boundary that the org ids break.
 The gauges are read by the master's metrics listener and by the workers' /metrics, as
@@ -16,9 +18,12 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
 
 from app.metrics.definitions import OTHER_ORG
-from app.models import OrgUsageMonth, month_key, utcnow
+from app.models import Conversation, OrgUsageMonth, month_key, new_id, utcnow
+from app.orgs.service import create_org
+from app.usage.budgets import put_budget
 from bench.fake_model import Script
 from tests.support.client import GatewayClient
 from tests.support.gateway import gateway, logged_in
@@ -67,17 +72,19 @@ def server(tmp_path_factory, module_database_url, fake):
 
 
 @pytest.fixture(scope="module")
-def replies(server, fake) -> dict:
+def replies(server, fake, engine) -> dict:
     """{org id: (tokens, cost)} as the 1,000 orgs' chat replies reported them, after sending them all."""
     fake.reset(Script(prompt_tokens=None))  # here, not in `fake`: that outlives one database's server
-    tokens = [logged_in(server).headers["Authorization"] for _ in range(USERS)]
+    users = [logged_in(server) for _ in range(USERS)]
+    conversations = make_orgs(engine, [user.user["id"] for user in users])
     results, lock = {}, threading.Lock()
 
     def one_thread(n: int) -> None:
         with GatewayClient(server.url) as http:
-            http.headers["Authorization"] = tokens[n % USERS]
+            http.headers["Authorization"] = users[n % USERS].headers["Authorization"]  # the owner of org n + k*24
             for i in range(n, ORGS, THREADS):
-                org, usage = one_org(http, i)
+                org, conversation = conversations[i]
+                usage = http.message(conversation, content=" ".join(["word"] * words(i)), model=PRICED)["usage"]
                 with lock:
                     results[org] = (usage["totalTokens"], cost(usage["promptTokens"], usage["completionTokens"]))
 
@@ -85,21 +92,24 @@ def replies(server, fake) -> dict:
     with ThreadPoolExecutor(THREADS) as pool:
         list(pool.map(one_thread, range(THREADS)))  # list(): an assertion failing in a thread fails here
     elapsed = time.monotonic() - started
-    print(f"{ORGS} orgs' traffic in {elapsed:.1f} s: {ORGS * (3 + 1 / 3) / elapsed:.0f} requests/s")
+    print(f"{ORGS} orgs' chats in {elapsed:.1f} s: {ORGS / elapsed:.0f} chats/s")
     assert len(results) == ORGS
     return results
 
 
-def one_org(http: GatewayClient, i: int) -> tuple[str, dict]:
-    response = http.post("/orgs", json={"name": f"Org {i:04d}"})
-    assert response.status_code == 201, response.text
-    org = response.json()["id"]
-    if i % 3 == 0:
-        budget = {"monthlyTokens": TOKEN_BUDGET, "monthlyCostUsd": str(COST_BUDGET)}
-        response = http.put(f"/orgs/{org}/budget", json=budget)
-        assert response.status_code == 200, response.text
-    conversation = http.conversation(orgId=org)
-    return org, http.message(conversation, content=" ".join(["word"] * words(i)), model=PRICED)["usage"]
+def make_orgs(engine, owners: list[str]) -> list[tuple[str, str]]:
+    """Org i, owned by owners[i % USERS], a budget on every third, and a conversation in each: [(org, conversation)]."""
+    made = []
+    with Session(engine) as session:
+        for i in range(ORGS):
+            owner = owners[i % USERS]
+            org = create_org(session=session, user_id=owner, name=f"Org {i:04d}")["id"]
+            if i % 3 == 0:
+                put_budget(session=session, org_id=org, monthly_tokens=TOKEN_BUDGET, monthly_cost_usd=COST_BUDGET)
+            made.append((org, new_id()))
+            session.add(Conversation(id=made[-1][1], user_id=owner, org_id=org))
+        session.commit()
+    return made
 
 
 def org_values(samples, name, **labels) -> dict:
