@@ -25,6 +25,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     register_limits(app)
     register_blueprints(app)
     register_commands(app)
+    register_liveness_edge(app)
     register_metrics(app)
     register_tracing(app)
     register_overhead_clock(app)
@@ -119,6 +120,13 @@ def register_blueprints(app: Flask) -> None:
         api.register_blueprint(bp)
     app.register_blueprint(docs_bp)  # the Swagger UI page: not part of the API it documents
     app.register_blueprint(web_bp)  # the chat page: a client of the API, not part of it
+
+
+def register_liveness_edge(app: Flask) -> None:
+    from .health.edge import LivenessEdge
+
+    # Inside the metrics and tracing layers (installed after it), so the probe is still counted and traced.
+    app.wsgi_app = LivenessEdge(app.wsgi_app, hsts_seconds=app.config["SETTINGS"].hsts_seconds)
 
 
 def register_metrics(app: Flask) -> None:

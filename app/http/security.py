@@ -13,6 +13,15 @@ JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 EXPOSED_HEADERS = ["Retry-After", "X-Request-ID", "X-Gateway-Overhead-Ms", "WWW-Authenticate", "traceresponse"]
 
 
+def default_headers(hsts_seconds: int) -> list[tuple[str, str]]:
+    """The headers every response carries unless it set its own (HSTS only when the operator asked for it)."""
+    defaults = [("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+                ("Referrer-Policy", "no-referrer"), ("Content-Security-Policy", JSON_CSP)]
+    if hsts_seconds:
+        defaults.append(("Strict-Transport-Security", f"max-age={hsts_seconds}; includeSubDomains"))
+    return defaults
+
+
 def init_app(app: Flask) -> None:
     settings = app.config["SETTINGS"]
     origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
@@ -20,12 +29,7 @@ def init_app(app: Flask) -> None:
         # Tokens travel in the Authorization header, never in cookies: no credentials mode, ever.
         CORS(app, origins=origins, supports_credentials=False, expose_headers=EXPOSED_HEADERS,
              allow_headers=["Authorization", "Content-Type", "X-Request-ID"], max_age=600)
-    hsts = f"max-age={settings.hsts_seconds}; includeSubDomains" if settings.hsts_seconds else None
-
-    defaults = [("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
-                ("Referrer-Policy", "no-referrer"), ("Content-Security-Policy", JSON_CSP)]
-    if hsts:
-        defaults.append(("Strict-Transport-Security", hsts))
+    defaults = default_headers(settings.hsts_seconds)
 
     @app.after_request
     def security_headers(response: Response) -> Response:
