@@ -188,7 +188,8 @@ class Probe:
 
     def summary(self) -> dict:
         return {"probes": len(self.latencies) + self.failures, "failed": self.failures,
-                **{f"p{q}": percentile(self.latencies, q) for q in (50, 99)}}
+                **{f"p{q}": percentile(self.latencies, q) for q in (50, 99)},
+                "max": max(self.latencies) if self.latencies else None}
 
 
 async def probe_livez(host: str, port: int, stop: asyncio.Event, *, interval: float = 0.05,

@@ -43,13 +43,14 @@ def _probes_failed(runs: list[dict]) -> str:
 
 def markdown(args, ceiling: list[dict], models: dict[str, dict[str, list[dict]]]) -> str:
     stream_rows = [["client → fake upstream (tool ceiling)", _spread(ceiling, "errors", ""),
-                    _spread(ceiling, "ttft_p95", "ms"), _spread(ceiling, "done_max", "s"), "–", "–", "–",
+                    _spread(ceiling, "ttft_p95", "ms"), _spread(ceiling, "done_max", "s"), "–", "–", "–", "–",
                     _spread(ceiling, "client_cpu", "cores")]]
     slow_rows, hung_rows = [], []
     for name, runs in models.items():
         s = runs["streams"]
         stream_rows.append([f"gateway, {name}", _spread(s, "errors", ""), _spread(s, "ttft_p95", "ms"),
-                            _spread(s, "done_max", "s"), _spread(s, "livez_p99", "ms"), _probes_failed(s),
+                            _spread(s, "done_max", "s"), _spread(s, "livez_p99", "ms"), _spread(s, "livez_max", "ms"),
+                            _probes_failed(s),
                             _fmt(_median(s, "kib_per_stream")), _spread(s, "client_cpu", "cores")])
         h = runs["slow_headers"]
         slow_rows.append([name, _fmt(_median(h, "closed_by_server")), _spread(h, "close_max", "s"),
@@ -71,8 +72,8 @@ def markdown(args, ceiling: list[dict], models: dict[str, dict[str, list[dict]]]
         f"{args.hung} chats against a hung upstream (clients leave after {args.hung_hold:g} s). "
         f"{args.repeat} run(s) each: medians, range in brackets.",
         "## Concurrent streams\n\n" + table(
-            ["", "errors", "TTFT p95", "slowest stream", "/livez p99", "/livez failed", "KiB per open stream",
-             "client CPU (cores)"],
+            ["", "errors", "TTFT p95", "slowest stream", "/livez p99", "/livez slowest", "/livez failed",
+             "KiB per open stream", "client CPU (cores)"],
             stream_rows),
         "## Slow-header sockets\n\n" + table(
             ["serving model", "closed by the server", "time to close (max)", "/livez p50", "/livez p99",
@@ -80,4 +81,22 @@ def markdown(args, ceiling: list[dict], models: dict[str, dict[str, list[dict]]]
         "## Hung upstream\n\n" + table(
             ["serving model", "client saw", "/livez p99", "/livez failed", "upstream requests still open 1 s later"],
             hung_rows),
+        "## Targets (issue 24), per serving model\n\n" + table(["serving model", "target", "measured", "met"], [
+            row for name, runs in models.items() for row in _target_rows(name, runs["streams"])]),
     ]) + "\n"
+
+
+# A burst of streams on this machine: (what, key, unit, bound); every one is a maximum.
+BURST_TARGETS = [("time to first token p95", "ttft_p95", "ms", 2.0), ("/livez p99", "livez_p99", "ms", 0.25),
+                 ("/livez slowest probe", "livez_max", "ms", 1.0), ("KiB per open stream", "kib_per_stream", "", 40.0)]
+
+
+def _target_rows(name: str, runs: list[dict]) -> list[list[str]]:
+    rows = []
+    for what, key, unit, bound in BURST_TARGETS:
+        value = _median(runs, key)
+        met = "–" if value is None else ("yes" if value <= bound else "**no**")
+        rows.append([name, f"{what} <= {_fmt(bound, unit)}", _fmt(value, unit), met])
+    failed = sum(run.get("livez_failed", 0) for run in runs)
+    rows.append([name, "no /livez probe failed (2 s)", _probes_failed(runs), "yes" if failed == 0 else "**no**"])
+    return rows
