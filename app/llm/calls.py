@@ -156,9 +156,13 @@ class _Watchdog:
     def add(self, deadline: float, call: UpstreamCall) -> None:
         with self._wake:
             self._ensure_thread()
+            sooner = not self._heap or deadline < self._heap[0][0]
             heapq.heappush(self._heap, (deadline, next(self._order), call))
             self._live.add(id(call))
-            self._wake.notify()
+            if sooner:
+                # Only a new first deadline changes how long the watchdog sleeps. Calls share one total
+                # timeout, so deadlines arrive in order and this wake (a switch and a new timer per call) is rare.
+                self._wake.notify()
 
     def discard(self, call: UpstreamCall) -> None:
         with self._wake:
