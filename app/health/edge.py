@@ -9,7 +9,8 @@ seconds, and during a burst the probe is what must still answer quickly.
 So the one plain case, GET or HEAD of exactly `/livez` without an `Origin`,
 is answered here with the bytes and headers Flask would send (security
 headers, `Cache-Control`, the request id echoed or made). It sits inside the
-request metrics and tracing layers, so it is counted and traced as before.
+request metrics and tracing layers, so it is counted and traced as before,
+under the same route label and span name.
 Every other request, `/livez` with another method or a CORS `Origin` included,
 goes to Flask unchanged, and the route stays there for the API document.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 from ..http import request_id
 from ..http.security import default_headers
 from ..metrics.accounting import ROUTE_KEY
+from ..tracing import name_by_route
 from .routes import LIVE_BODY
 
 PATH = "/livez"
@@ -37,6 +39,7 @@ class LivenessEdge:
         if environ.get("PATH_INFO") != PATH or method not in ("GET", "HEAD") or "HTTP_ORIGIN" in environ:
             return self.wsgi_app(environ, start_response)
         environ[ROUTE_KEY] = PATH  # the request metrics' route label, as Flask's matched rule would give
+        name_by_route(method, PATH)  # and the trace's span name (nothing when tracing is off)
         sent_id = request_id.accept(environ.get("HTTP_X_REQUEST_ID"))
         start_response("200 OK", [*self._headers, (request_id.HEADER, sent_id)])
         return [] if method == "HEAD" else [BODY]

@@ -43,6 +43,12 @@ def record_outcome(outcome: str) -> None:
         server.record_outcome(outcome)
 
 
+def name_by_route(method: str, route: str) -> None:
+    """For requests answered outside Flask (app/health/edge.py): the span's name and route, as Flask's would be."""
+    if export.enabled():
+        server.name_by_route(method, route)
+
+
 def _name_by_route(sender, **extra) -> None:
     rule = request.url_rule
     server.name_by_route(request.method, rule.rule if rule is not None else None)
