@@ -9,7 +9,7 @@ from sqlalchemy import String, bindparam, func, or_, select, type_coerce
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..conversations.service import get_visible
+from ..conversations.service import get_visible_settings
 from ..db import Step, run_as_one
 from ..errors import NotFound, database_unreachable
 from ..http.caller import Caller
@@ -50,7 +50,7 @@ def start_turn(*, session: Session, reader: Session, db_sessions: sessionmaker[S
     history are read through `reader` (autocommit: no BEGIN/COMMIT round trips);
     both sessions hand their connections back here, so none is held during the call.
     """
-    conversation = get_visible(session=reader, conversation_id=conversation_id, caller=caller)
+    conversation = get_visible_settings(session=reader, conversation_id=conversation_id, caller=caller)
     spec = catalogue.resolve_chat(data.get("model") or conversation.model)
     caller.check_model(spec.name)
     enforce_budget(session=reader, org_id=conversation.org_id, api_key_id=caller.budgeted_key_id)

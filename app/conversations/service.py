@@ -32,22 +32,44 @@ def _rule(user_id, org_id, *, scoped: bool):
     return or_(and_(Conversation.org_id.is_(None), Conversation.user_id == user_id), in_a_member_org)
 
 
-# The same rule, built once per kind of caller (org-scoped API key or not): get_visible runs before every chat
-# turn, and building the statement each time cost as much CPU as running it.
-_GET_VISIBLE = {scoped: select(Conversation).where(
-    Conversation.id == bindparam("conversation_id"), _rule(bindparam("user_id"), bindparam("org_id"), scoped=scoped))
-    for scoped in (False, True)}
+def _by_id_if_visible(*columns, scoped: bool):
+    return select(*columns).where(Conversation.id == bindparam("conversation_id"),
+                                  _rule(bindparam("user_id"), bindparam("org_id"), scoped=scoped))
+
+
+# The same rule, built once per kind of caller (org-scoped API key or not): building the statement each time
+# cost as much CPU as running it.
+_GET_VISIBLE = {scoped: _by_id_if_visible(Conversation, scoped=scoped) for scoped in (False, True)}
+# What a chat turn needs of the conversation, as plain columns: on the hot path the ORM's object loading
+# cost more CPU than the query, and a turn changes nothing on the object.
+_conversations = Conversation.__table__
+_GET_VISIBLE_SETTINGS = {scoped: _by_id_if_visible(
+    _conversations.c.id, _conversations.c.org_id, _conversations.c.model, _conversations.c.temperature,
+    _conversations.c.top_p, _conversations.c.system_prompt, scoped=scoped) for scoped in (False, True)}
+
+
+def _visible_params(conversation_id: str, caller: Caller) -> dict:
+    scoped = caller.org_id is not None
+    return {"conversation_id": conversation_id, "user_id": caller.user_id,
+            **({"org_id": caller.org_id} if scoped else {})}
 
 
 def get_visible(*, session: Session, conversation_id: str, caller: Caller) -> Conversation:
     """The conversation if the caller may see it, else 404 (never 403: ids cannot be probed)."""
-    scoped = caller.org_id is not None
-    params = {"conversation_id": conversation_id, "user_id": caller.user_id,
-              **({"org_id": caller.org_id} if scoped else {})}
-    conversation = session.scalar(_GET_VISIBLE[scoped], params)
+    conversation = session.scalar(_GET_VISIBLE[caller.org_id is not None], _visible_params(conversation_id, caller))
     if conversation is None:
         raise NotFound("Conversation")
     return conversation
+
+
+def get_visible_settings(*, session: Session, conversation_id: str, caller: Caller):
+    """get_visible for a chat turn: the same rule and 404, and the row of what a turn uses (id, org_id, model,
+    temperature, top_p, system_prompt) instead of an ORM object."""
+    row = session.execute(_GET_VISIBLE_SETTINGS[caller.org_id is not None],
+                          _visible_params(conversation_id, caller)).first()
+    if row is None:
+        raise NotFound("Conversation")
+    return row
 
 
 def get_manageable(*, session: Session, conversation_id: str, caller: Caller) -> Conversation:
