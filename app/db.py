@@ -1,6 +1,7 @@
 """Engine and the one-session-per-request lifecycle."""
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from flask import Flask, current_app, g
 from sqlalchemy import Connection, Dialect, Engine, Executable, create_engine, event
@@ -111,6 +112,19 @@ def get_reader() -> Session:
     if "db_reader" not in g:
         g.db_reader = current_app.extensions["db_reader_sessionmaker"]()
     return g.db_reader
+
+
+@contextmanager
+def reading() -> Iterator[Connection]:
+    """A pooled connection for a few reads outside any session, handed back when the block ends.
+
+    For the hot path (the revocation check of every JWT request, a chat turn's reads before
+    its provider call): the same Core statements cost less CPU on a connection than through
+    an ORM Session, and on PostgreSQL it is in autocommit (no BEGIN or COMMIT round trips).
+    """
+    with current_app.extensions["db_engine"].connect() as connection:
+        _autocommit(connection)
+        yield connection
 
 
 def session_factory() -> sessionmaker[Session]:

@@ -1,7 +1,7 @@
 """JWT failures speak the same JSON error contract as everything else; revocation is checked on every use."""
 from flask import Flask, g
 
-from ..db import get_reader
+from ..db import reading
 from ..errors import error_response
 from ..extensions import jwt
 from . import sessions
@@ -30,9 +30,8 @@ def _expired(_header, _payload):
 
 @jwt.token_in_blocklist_loader
 def _is_revoked(_header, payload) -> bool:
-    reader = get_reader()
-    reason = sessions.revocation(session=reader, claims=payload)
-    reader.commit()  # hands the connection back: the route may wait on a model next
+    with reading() as connection:  # handed back at once: the route may wait on a model next
+        reason = sessions.revocation(session=connection, claims=payload)
     setattr(g, REVOCATION_REASON, reason)
     return reason is not None
 

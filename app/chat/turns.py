@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..conversations.service import get_visible_settings
-from ..db import Step, run_as_one
+from ..db import Step, reading, run_as_one
 from ..errors import NotFound, database_unreachable
 from ..http.caller import Caller
 from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, Usage
@@ -47,24 +47,27 @@ def start_turn(*, session: Session, reader: Session, db_sessions: sessionmaker[S
     `store_now` writes the user's message at once (streams: it shows while the
     reply streams); otherwise it is written with the reply, in one transaction
     and one disk flush, or alone when the provider fails. The checks and the
-    history are read through `reader` (autocommit: no BEGIN/COMMIT round trips);
-    both sessions hand their connections back here, so none is held during the call.
+    history are read on one Core connection (db.reading: autocommit, no
+    BEGIN/COMMIT round trips), handed back before the call; so are `reader`'s,
+    which an API key's lookup may have used, and `session`'s: none is held
+    during the call.
     """
-    conversation = get_visible_settings(session=reader, conversation_id=conversation_id, caller=caller)
-    spec = catalogue.resolve_chat(data.get("model") or conversation.model)
-    caller.check_model(spec.name)
-    enforce_budget(session=reader, org_id=conversation.org_id, api_key_id=caller.budgeted_key_id)
-    options = spec.limited(GenerationOptions(
-        temperature=_first_set(data.get("temperature"), conversation.temperature),
-        top_p=_first_set(data.get("top_p"), conversation.top_p),
-        max_tokens=data.get("max_tokens"),
-    ))
-    room = history_budget(system_prompt=conversation.system_prompt, user_content=data["content"],
-                          budget=context_budget)
-    prompt = build_prompt(system_prompt=conversation.system_prompt,
-                          recent_first=_recent_messages(reader, conversation.id, room=room),
-                          user_content=data["content"], budget=context_budget)
-    reader.commit()  # no transaction to end: this hands the connection back
+    with reading() as connection:  # handed back before the provider call, as `session` is
+        conversation = get_visible_settings(session=connection, conversation_id=conversation_id, caller=caller)
+        spec = catalogue.resolve_chat(data.get("model") or conversation.model)
+        caller.check_model(spec.name)
+        enforce_budget(session=connection, org_id=conversation.org_id, api_key_id=caller.budgeted_key_id)
+        options = spec.limited(GenerationOptions(
+            temperature=_first_set(data.get("temperature"), conversation.temperature),
+            top_p=_first_set(data.get("top_p"), conversation.top_p),
+            max_tokens=data.get("max_tokens"),
+        ))
+        room = history_budget(system_prompt=conversation.system_prompt, user_content=data["content"],
+                              budget=context_budget)
+        prompt = build_prompt(system_prompt=conversation.system_prompt,
+                              recent_first=_recent_messages(connection, conversation.id, room=room),
+                              user_content=data["content"], budget=context_budget)
+    reader.commit()  # no transaction to end: this hands authentication's connection back, if it took one
     user_message = _message(conversation.id, MessageRole.USER, data["content"], {})
     if store_now:
         try:
