@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import exists, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, bindparam, exists, or_, select
 
 from ..models import ApiKey, OrgMember, User, utcnow
 
@@ -39,33 +38,36 @@ def display_prefix(secret: str) -> str:
     return secret[:DISPLAY_CHARS]
 
 
-def find_live_key(*, session: Session, secret: str) -> ApiKey | None:
-    """The key behind `secret` if it exists, has not expired, its user is not disabled, and its org (if any) still has its user."""
+_keys = ApiKey.__table__
+# Built once, on the table: this runs on every request made with an API key, and building the statement
+# and loading an ORM object cost more CPU than the indexed lookup itself.
+_LIVE_KEY = select(_keys.c.id, _keys.c.user_id, _keys.c.org_id, _keys.c.scopes, _keys.c.models,
+                   _keys.c.requests_per_minute, _keys.c.monthly_tokens, _keys.c.monthly_cost_usd,
+                   _keys.c.last_used_at).where(
+    _keys.c.key_hash == bindparam("key_hash"),
+    or_(_keys.c.expires_at.is_(None), _keys.c.expires_at > bindparam("now", type_=_keys.c.expires_at.type)),
+    # A key of an org works only while its user is still a member of that org.
+    or_(_keys.c.org_id.is_(None), exists(select(OrgMember.id).where(OrgMember.org_id == _keys.c.org_id,
+                                                                    OrgMember.user_id == _keys.c.user_id))),
+    # A disabled account's keys stop with its tokens: disabling is how an operator locks someone out.
+    exists(select(User.id).where(User.id == _keys.c.user_id, User.disabled_at.is_(None))),
+)
+# Conditional, so that of the workers racing past the staleness check only one writes.
+_NOTE_USE = (_keys.update()
+             .where(_keys.c.id == bindparam("key_id"),
+                    or_(_keys.c.last_used_at.is_(None), _keys.c.last_used_at <= bindparam("stale_before")))
+             .values(last_used_at=bindparam("now")))
+
+
+def find_live_key(*, connection: Connection, secret: str) -> Row | None:
+    """The key behind `secret` if it exists, has not expired, its user is not disabled, and its org (if any)
+    still has its user: a row of the columns a request needs (id, user_id, org_id, scopes, models and limits)."""
     now = utcnow()
-    still_a_member = exists(select(OrgMember.id).where(OrgMember.org_id == ApiKey.org_id,
-                                                       OrgMember.user_id == ApiKey.user_id))
-    key = session.scalar(select(ApiKey).where(
-        ApiKey.key_hash == hash_secret(secret),
-        or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
-        or_(ApiKey.org_id.is_(None), still_a_member),
-        # A disabled account's keys stop with its tokens: disabling is how an operator locks someone out.
-        exists(select(User.id).where(User.id == ApiKey.user_id, User.disabled_at.is_(None))),
-    ))
-    if key is not None:
-        _note_use(session, key, now)
-    # End the read transaction here, written or not: on /v1 nothing else touches the
-    # database, and the caller goes on to wait for a model for as long as it takes,
-    # which would keep this pooled connection idle in transaction all that while.
-    session.commit()
-    return key
-
-
-def _note_use(session: Session, key: ApiKey, now: datetime) -> None:
+    key = connection.execute(_LIVE_KEY, {"key_hash": hash_secret(secret), "now": now}).first()
     stale_before = now - LAST_USED_RESOLUTION
-    if key.last_used_at is not None and key.last_used_at > stale_before:
-        return
-    # Conditional, so that of the workers racing past the check above only one writes.
-    session.execute(update(ApiKey).where(
-        ApiKey.id == key.id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= stale_before),
-    ).values(last_used_at=now).execution_options(synchronize_session=False))
-
+    if key is not None and (key.last_used_at is None or key.last_used_at <= stale_before):
+        connection.execute(_NOTE_USE, {"key_id": key.id, "stale_before": stale_before, "now": now})
+    # End the transaction here, written or not (a no-op in PostgreSQL's autocommit): the caller goes on to
+    # wait for a model for as long as it takes.
+    connection.commit()
+    return key
