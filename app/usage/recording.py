@@ -14,11 +14,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import Connection, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..db import Step, run_as_one
+from ..db import Step, dialect_of, run_as_one, writing
 from ..errors import database_unreachable
 from ..llm import ModelSpec, Usage, cost_of
 from ..models import ApiKeyUsageMonth, OrgUsageMonth, UsageRecord, month_key, new_id, utcnow
@@ -62,9 +62,9 @@ def record(session: Session, row: dict[str, Any]) -> None:
         session.execute(statement, params)
 
 
-def steps(session: Session, row: dict[str, Any]) -> list[Step]:
+def steps(session: Session | Connection, row: dict[str, Any]) -> list[Step]:
     """The statements of `record`, for db.run_as_one to send with others in one round trip."""
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_of(session).name
     return [(_INSERT_ROW, row)] + [
         (bump[dialect], {"owner": row[owner], "month": month_key(row["created_at"]),
                          "tokens": row["prompt_tokens"] + row["completion_tokens"],
@@ -119,8 +119,8 @@ class UsageLedger:
             return
         self.written = True
         try:
-            with self.db_sessions() as session:
-                run_as_one(session, steps(session, self.row(outcome=outcome, usage=usage, timings=timings)))
+            with writing(self.db_sessions) as connection:
+                run_as_one(connection, steps(connection, self.row(outcome=outcome, usage=usage, timings=timings)))
         except Exception as exc:
             if not database_unreachable(exc):
                 log.exception("could not store the usage of a %s completion", self.model.name)
