@@ -2,9 +2,11 @@
 import pytest
 from sqlalchemy import create_engine, text
 
+from app import create_app
 from app.boot import draining
 from app.migrate import head_revision
 from bench.fake_model import closed_port_url
+from tests.support.apps import close_app
 
 
 def test_ready_when_the_database_answers_at_the_schema_head(client):
@@ -51,9 +53,14 @@ def test_unready_when_the_schema_is_behind_this_code(client, schema_behind):
     assert response.get_json() == {"status": "unready", "reason": "schema_not_at_head"}
 
 
-@pytest.mark.parametrize("app_overrides", [{"DATABASE_URL": "postgresql://gateway@" + closed_port_url()[7:] + "/x",
-                                            "DB_POOL_TIMEOUT": "1"}])
-def test_unready_when_the_database_is_unreachable(client):
-    response = client.get("/readyz")
+def test_unready_when_the_database_is_unreachable(app_config):
+    # The closed port is chosen now, not at collection: minutes later another test's server may listen there,
+    # and a connect to a server that never answers waits for good (hence connect_timeout as well).
+    url = "postgresql://gateway@" + closed_port_url()[7:] + "/x?connect_timeout=2"
+    app = create_app({**app_config, "DATABASE_URL": url, "DB_POOL_TIMEOUT": "1"})
+    try:
+        response = app.test_client().get("/readyz")
+    finally:
+        close_app(app)
     assert response.status_code == 503
     assert response.get_json() == {"status": "unready", "reason": "database_unreachable"}
