@@ -2,6 +2,7 @@
 import os
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine
 
 from app import create_app
@@ -20,6 +21,38 @@ TEST_HASH_COST = "10"
 # gateway's image for every deploy test): handed out whole, so one process pays for them once, not each
 # process that got one of their files.
 WHOLE_PACKAGES = ("web/", "deploy/")
+
+
+# Every test-client response is closed when its test's body ends, as a WSGI server closes every body it sent.
+# A streamed chat left open was otherwise finalised by the garbage collector later, inside another test's
+# request: storing its partial reply then waited on that request's own SQLite write lock (30 s busy timeout,
+# twice), and a whole run stalled for minutes.
+_unclosed: list = []
+_open = FlaskClient.open
+
+
+def _open_and_remember(self, *args, **kwargs):
+    response = _open(self, *args, **kwargs)
+    close, closed = response.close, []
+
+    def close_once():  # a response's close also runs its on-close callbacks: never twice
+        if not closed:
+            closed.append(True)
+            close()
+
+    response.close = close_once
+    _unclosed.append(response)
+    return response
+
+
+FlaskClient.open = _open_and_remember
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    yield  # the test's body, before its fixtures (its app and database) are torn down
+    while _unclosed:
+        _unclosed.pop().close()
 
 
 def pytest_xdist_make_scheduler(config, log):
