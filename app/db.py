@@ -87,12 +87,6 @@ def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"], app.config["SETTINGS"])
     app.extensions["db_engine"] = engine
     app.extensions["db_sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
-    # Same pool, each statement its own transaction. Under READ COMMITTED every statement has its own
-    # snapshot anyway, so the reads before a provider call lose nothing by it, and shed the BEGIN and
-    # COMMIT round trips a transaction costs on PostgreSQL (psycopg2 sends BEGIN on its own).
-    reader = sessionmaker(engine, expire_on_commit=False)
-    event.listen(reader, "after_begin", lambda _session, _transaction, connection: _autocommit(connection))
-    app.extensions["db_reader_sessionmaker"] = reader
     app.teardown_appcontext(_close_session)
 
 
@@ -103,35 +97,19 @@ def get_session() -> Session:
     return g.db_session
 
 
-def get_reader() -> Session:
-    """The request's session for reads only (autocommit): the checks and the history before a provider call.
-
-    Nothing written through it is atomic beyond one statement. End it with commit()
-    (free: no transaction is open) to hand its connection back before a long wait.
-    """
-    if "db_reader" not in g:
-        g.db_reader = current_app.extensions["db_reader_sessionmaker"]()
-    return g.db_reader
-
-
 @contextmanager
-def reading() -> Iterator[Connection]:
-    """A pooled connection for a few reads outside any session, handed back when the block ends.
+def reading(engine: Engine | None = None) -> Iterator[Connection]:
+    """A pooled Core connection for a few statements outside any session, handed back when the block ends.
 
-    For the hot path (the revocation check of every JWT request, a chat turn's reads before
-    its provider call): the same Core statements cost less CPU on a connection than through
-    an ORM Session, and on PostgreSQL it is in autocommit (no BEGIN or COMMIT round trips).
+    For the hot path (the revocation check of every JWT request, the API-key lookup, the checks and the
+    history before a provider call, a completion's lone usage row): the same Core statements cost less
+    CPU on a connection than through an ORM Session. On PostgreSQL it is in autocommit: under READ
+    COMMITTED every statement has its own snapshot anyway, so reads lose nothing by it and shed the BEGIN
+    and COMMIT round trips psycopg2 would send; run_as_one's several writes still go as one transaction.
+    `engine`: the app's by default; pass one to use it outside a request (after a stream).
     """
-    with current_app.extensions["db_engine"].connect() as connection:
+    with (engine or current_app.extensions["db_engine"]).connect() as connection:
         _autocommit(connection)
-        yield connection
-
-
-@contextmanager
-def writing(sessions: sessionmaker[Session]) -> Iterator[Connection]:
-    """A pooled Core connection of `sessions`' engine, for run_as_one outside a request (a usage row after a
-    stream or a /v1 call): the ORM session's transaction bookkeeping cost more CPU than the one round trip."""
-    with sessions.kw["bind"].connect() as connection:
         yield connection
 
 
@@ -141,10 +119,9 @@ def session_factory() -> sessionmaker[Session]:
 
 
 def _close_session(_exc) -> None:
-    for name in ("db_reader", "db_session"):
-        session = g.pop(name, None)
-        if session is not None:
-            session.close()
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
 
 
 Step = tuple[Executable, dict]
@@ -162,7 +139,7 @@ def run_as_one(session: Session | Connection, steps: Sequence[Step]) -> None:
     on an autocommit connection: one round trip instead of BEGIN, one per
     statement and COMMIT. An error rolls all of them back and is raised (the
     session is left to roll back). SQLite, in-process, runs them in turn.
-    `session` may be a Core connection instead (db.writing): less CPU, same effect.
+    `session` may be a Core connection instead (db.reading): less CPU, same effect.
     """
     dialect = dialect_of(session)
     if dialect.name != "postgresql":

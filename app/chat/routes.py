@@ -5,7 +5,7 @@ from ..admission.chat_cap import limit_concurrent_chats
 from ..admission.stream_cap import limit_user_streams
 from ..auth.identity import current_caller
 from ..auth.required import auth_required
-from ..db import get_reader, get_session, session_factory
+from ..db import get_session, session_factory
 from ..http.openapi import Blueprint, event_stream
 from ..llm import get_llm
 from ..upstreams import get_router
@@ -26,7 +26,7 @@ SSE_DOC = event_stream(
 
 def _start_turn(conversation_id: str, data: dict, *, store_now: bool) -> turns.Turn:
     settings = current_app.config["SETTINGS"]
-    return turns.start_turn(session=get_session(), reader=get_reader(), db_sessions=session_factory(),
+    return turns.start_turn(session=get_session(), db_sessions=session_factory(),
                             catalogue=get_llm().catalogue, context_budget=settings.context_token_budget,
                             conversation_id=conversation_id, caller=current_caller(), data=data, store_now=store_now)
 

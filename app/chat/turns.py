@@ -39,7 +39,7 @@ class Turn:
     ledger: UsageLedger  # its usage row, for the conversation's org (budgets count there)
 
 
-def start_turn(*, session: Session, reader: Session, db_sessions: sessionmaker[Session], catalogue: Catalogue,
+def start_turn(*, session: Session, db_sessions: sessionmaker[Session], catalogue: Catalogue,
                context_budget: int, conversation_id: str, caller: Caller, data: dict[str, Any],
                store_now: bool) -> Turn:
     """Check access, model and the org's budget and build the prompt, all before any provider call.
@@ -48,9 +48,8 @@ def start_turn(*, session: Session, reader: Session, db_sessions: sessionmaker[S
     reply streams); otherwise it is written with the reply, in one transaction
     and one disk flush, or alone when the provider fails. The checks and the
     history are read on one Core connection (db.reading: autocommit, no
-    BEGIN/COMMIT round trips), handed back before the call; so are `reader`'s,
-    which an API key's lookup may have used, and `session`'s: none is held
-    during the call.
+    BEGIN/COMMIT round trips), handed back before the call, as `session`'s is:
+    none is held during the call.
     """
     with reading() as connection:  # handed back before the provider call, as `session` is
         conversation = get_visible_settings(session=connection, conversation_id=conversation_id, caller=caller)
@@ -67,7 +66,6 @@ def start_turn(*, session: Session, reader: Session, db_sessions: sessionmaker[S
         prompt = build_prompt(system_prompt=conversation.system_prompt,
                               recent_first=_recent_messages(connection, conversation.id, room=room),
                               user_content=data["content"], budget=context_budget)
-    reader.commit()  # no transaction to end: this hands authentication's connection back, if it took one
     user_message = _message(conversation.id, MessageRole.USER, data["content"], {})
     if store_now:
         try:

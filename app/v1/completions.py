@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..chat.replies import ask_whole
 from ..chat.tally import CompletionTally, settled_if_failed
+from ..db import reading
 from ..http.caller import Caller
 from ..llm import PROVIDER_KINDS, Catalogue, Completion, GenerationOptions, ModelSpec, UnknownModel, Usage
 from ..upstreams import Router
@@ -40,7 +41,7 @@ class Call:
     ledger: UsageLedger  # its usage row, for the API key's org (budgets count there)
 
 
-def prepare(*, session: Session, db_sessions: sessionmaker[Session], catalogue: Catalogue, caller: Caller,
+def prepare(*, db_sessions: sessionmaker[Session], catalogue: Catalogue, caller: Caller,
             data: dict[str, Any]) -> Call:
     """Check the model and the budgets of the API key and its org (access tokens have none), before any provider call."""
     try:
@@ -54,8 +55,8 @@ def prepare(*, session: Session, db_sessions: sessionmaker[Session], catalogue: 
         extra={key: value for key, value in data.items() if key not in _NAMED and value is not None}))
     messages = [_message(m) for m in data["messages"]]
     PROVIDER_KINDS[spec.provider].refuse_unsupported(options, messages)
-    enforce_budget(session=session, org_id=caller.org_id, api_key_id=caller.budgeted_key_id)
-    session.rollback()  # ends the read transaction: no connection is held during the provider call
+    with reading() as connection:  # handed back at once: no connection is held during the provider call
+        enforce_budget(session=connection, org_id=caller.org_id, api_key_id=caller.budgeted_key_id)
     return Call(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=spec, messages=messages,
                 options=options, stream=bool(data.get("stream")),
                 include_usage=bool((data.get("stream_options") or {}).get("include_usage")),

@@ -5,7 +5,7 @@ from ..admission.chat_cap import limit_concurrent_chats
 from ..admission.stream_cap import limit_user_streams
 from ..auth.identity import current_caller
 from ..auth.required import auth_required
-from ..db import get_reader, get_session, session_factory
+from ..db import get_session, session_factory
 from ..http.openapi import Blueprint, may_fail
 from ..llm import get_llm
 from ..upstreams import get_router
@@ -49,8 +49,8 @@ def get_model(model_id):
 def create_chat_completion(data):
     """A chat completion, whole (`chat.completion`) or streamed (`chat.completion.chunk` events)"""
     llm = get_llm()
-    call = completions.prepare(session=get_reader(), db_sessions=session_factory(), catalogue=llm.catalogue,
-                               caller=current_caller(), data=data)
+    call = completions.prepare(db_sessions=session_factory(), catalogue=llm.catalogue, caller=current_caller(),
+                               data=data)
     if not call.stream:
         return completions.complete(router=get_router(), call=call)
     return streaming.start_stream(router=get_router(), call=call,
