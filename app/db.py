@@ -98,7 +98,7 @@ def get_session() -> Session:
 
 
 @contextmanager
-def reading(engine: Engine | None = None) -> Iterator[Connection]:
+def autocommit_connection(engine: Engine | None = None) -> Iterator[Connection]:
     """A pooled Core connection for a few statements outside any session, handed back when the block ends.
 
     For the hot path (the revocation check of every JWT request, the API-key lookup, the checks and the
@@ -139,7 +139,7 @@ def run_as_one(session: Session | Connection, steps: Sequence[Step]) -> None:
     on an autocommit connection: one round trip instead of BEGIN, one per
     statement and COMMIT. An error rolls all of them back and is raised (the
     session is left to roll back). SQLite, in-process, runs them in turn.
-    `session` may be a Core connection instead (db.reading): less CPU, same effect.
+    `session` may be a Core connection instead (db.autocommit_connection): less CPU, same effect.
     """
     dialect = dialect_of(session)
     if dialect.name != "postgresql":

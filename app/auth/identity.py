@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import g, request
 
 from ..admission import rate_limits
-from ..db import reading
+from ..db import autocommit_connection
 from ..errors import ApiError, Unauthorized
 from ..http.caller import API_KEY_CALLER, Caller, current_caller
 from . import keys
@@ -40,7 +40,7 @@ def authenticate_api_key(*, scope: str | None) -> bool:
     if scope is None:
         raise Unauthorized("This route needs an access token from /auth/login, not an API key",
                            code="api_key_not_accepted")
-    with reading() as connection:  # handed back at once: a /v1 route waits on a model next
+    with autocommit_connection() as connection:  # handed back at once: a /v1 route waits on a model next
         key = keys.find_live_key(connection=connection, secret=token.strip())
     if key is None:
         raise Unauthorized("The API key is invalid, expired or revoked", code="invalid_api_key")

@@ -1,7 +1,7 @@
 """JWT failures speak the same JSON error contract as everything else; revocation is checked on every use."""
 from flask import Flask, g
 
-from ..db import reading
+from ..db import autocommit_connection
 from ..errors import error_response
 from ..extensions import jwt
 from . import sessions
@@ -30,7 +30,7 @@ def _expired(_header, _payload):
 
 @jwt.token_in_blocklist_loader
 def _is_revoked(_header, payload) -> bool:
-    with reading() as connection:  # handed back at once: the route may wait on a model next
+    with autocommit_connection() as connection:  # handed back at once: the route may wait on a model next
         reason = sessions.revocation(session=connection, claims=payload)
     setattr(g, REVOCATION_REASON, reason)
     return reason is not None

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..conversations.service import get_visible_settings
-from ..db import Step, reading, run_as_one
+from ..db import Step, autocommit_connection, run_as_one
 from ..errors import NotFound, database_unreachable
 from ..http.caller import Caller
 from ..llm import Catalogue, GenerationOptions, ModelSpec, ProviderError, Usage
@@ -47,11 +47,11 @@ def start_turn(*, session: Session, db_sessions: sessionmaker[Session], catalogu
     `store_now` writes the user's message at once (streams: it shows while the
     reply streams); otherwise it is written with the reply, in one transaction
     and one disk flush, or alone when the provider fails. The checks and the
-    history are read on one Core connection (db.reading: autocommit, no
+    history are read on one Core connection (db.autocommit_connection: autocommit, no
     BEGIN/COMMIT round trips), handed back before the call, as `session`'s is:
     none is held during the call.
     """
-    with reading() as connection:  # handed back before the provider call, as `session` is
+    with autocommit_connection() as connection:  # handed back before the provider call, as `session` is
         conversation = get_visible_settings(session=connection, conversation_id=conversation_id, caller=caller)
         spec = catalogue.resolve_chat(data.get("model") or conversation.model)
         caller.check_model(spec.name)

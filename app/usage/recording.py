@@ -18,7 +18,7 @@ from sqlalchemy import Connection, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..db import Step, dialect_of, reading, run_as_one
+from ..db import Step, autocommit_connection, dialect_of, run_as_one
 from ..errors import database_unreachable
 from ..llm import ModelSpec, Usage, cost_of
 from ..models import ApiKeyUsageMonth, OrgUsageMonth, UsageRecord, month_key, new_id, utcnow
@@ -119,7 +119,7 @@ class UsageLedger:
             return
         self.written = True
         try:
-            with reading(self.db_sessions.kw["bind"]) as connection:
+            with autocommit_connection(self.db_sessions.kw["bind"]) as connection:
                 run_as_one(connection, steps(connection, self.row(outcome=outcome, usage=usage, timings=timings)))
         except Exception as exc:
             if not database_unreachable(exc):

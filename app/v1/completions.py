@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..chat.replies import ask_whole
 from ..chat.tally import CompletionTally, settled_if_failed
-from ..db import reading
+from ..db import autocommit_connection
 from ..http.caller import Caller
 from ..llm import PROVIDER_KINDS, Catalogue, Completion, GenerationOptions, ModelSpec, UnknownModel, Usage
 from ..upstreams import Router
@@ -55,7 +55,7 @@ def prepare(*, db_sessions: sessionmaker[Session], catalogue: Catalogue, caller:
         extra={key: value for key, value in data.items() if key not in _NAMED and value is not None}))
     messages = [_message(m) for m in data["messages"]]
     PROVIDER_KINDS[spec.provider].refuse_unsupported(options, messages)
-    with reading() as connection:  # handed back at once: no connection is held during the provider call
+    with autocommit_connection() as connection:  # handed back at once: no connection is held during the provider call
         enforce_budget(session=connection, org_id=caller.org_id, api_key_id=caller.budgeted_key_id)
     return Call(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=spec, messages=messages,
                 options=options, stream=bool(data.get("stream")),
