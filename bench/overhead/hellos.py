@@ -16,6 +16,8 @@ from .scenarios import MODEL, Route
 
 V1_TOKEN = b'"content"'
 HELLO = "hello"
+# The stack's floor for each whole chat route (floor.py), beside it in the issue's table.
+FLOORS = {"conversation whole": "conversation floor", "/v1 whole": "/v1 floor"}
 # The issue's table: (route, concurrency, what, target); a throughput target is a minimum, a latency one a maximum.
 TARGETS = [
     ("/livez", 16, "throughput", 0.9),
@@ -52,6 +54,14 @@ def routes(gateway: Gateway, hello_port: int, headers: dict, key_headers: dict, 
         "conversation whole": whole,
         "conversation streamed": stream,
     }
+
+
+def floor_routes(floor_port: int, headers: dict, key_headers: dict, pool) -> dict[str, Route]:
+    """The same whole chats against the stack's floor: same paths, bodies and credentials' kinds."""
+    whole, _ = scenarios.chat_routes(floor_port, 0, headers, pool, stream=False)
+    return {FLOORS["conversation whole"]: whole,
+            FLOORS["/v1 whole"]: Route(floor_port, "POST", "/v1/chat/completions",
+                                       {"model": MODEL, "messages": scenarios.PROMPT}, key_headers)}
 
 
 async def sweep(routes: dict[str, Route], concurrencies: list[int], seconds: float, rounds: int, pools,

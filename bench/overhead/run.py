@@ -9,7 +9,8 @@ Starts an efficient fake upstream (instant replies), the gateway as
 the baselines, then measures: (1) whole chats at concurrency 1 and 16, (2)
 time to first token and stream time, (3) the cost of the metrics
 (METRICS_ENABLED=false), (4) /metrics latency by worker count and after
-worker restarts, (5) the floor, a bare Flask hello under the same server.
+worker restarts, (5) the floor, a bare Flask hello under the same server, and
+the stack's floor for a chat (bench/overhead/floor.py).
 Gateway and baseline requests are alternated; tables show percentiles
 (medians over `--repeat` runs). Writes Markdown and JSON to bench/results/.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -98,6 +100,19 @@ class Hello(Process):
         super().__init__(f"hello-{self.port}", argv, None, f"http://{HOST}:{self.port}/", log_dir)
 
 
+class Floor(Process):
+    """The stack's floor for a chat (floor.py): the gateway's libraries and round trips, none of its own code."""
+
+    def __init__(self, log_dir: Path, workers: int, fake: FakeModel, database_url: str | None):
+        self.port = free_port()
+        url = database_url or f"sqlite:///{tempfile.mkdtemp(prefix='gateway-bench-floor-')}/floor.db"
+        env = {**os.environ, "FLOOR_DATABASE_URL": url, "FLOOR_UPSTREAM_URL": fake.url,
+               "JWT_SECRET_KEY": "bench-floor-secret-" + uuid.uuid4().hex}
+        argv = [sys.executable, "-m", "gunicorn", "-c", "python:bench.overhead.floor", "-k", "gevent", "-w", str(workers),
+                "-b", f"{HOST}:{self.port}", "--worker-connections", "2000", "bench.overhead.floor:app"]
+        super().__init__(f"floor-{self.port}", argv, env, f"http://{HOST}:{self.port}/", log_dir)
+
+
 TURNS_PER_CONVERSATION = 10  # so a prompt carries at most 18 past messages
 
 
@@ -116,8 +131,8 @@ async def chat_measurements(args, fake: FakeModel, database_url: str | None, log
         pool, (whole, direct), (stream, direct_stream) = await user_routes(gateway, fake)
         bare_pool, (whole_bare, _), _ = await user_routes(bare, fake)
         if args.only_hellos:
-            with Hello(log_dir, args.workers) as hello:
-                return await in_hellos(args, gateway, hello, pool)
+            with Hello(log_dir, args.workers) as hello, Floor(log_dir, args.workers, fake, database_url) as floor:
+                return await in_hellos(args, gateway, hello, floor, pool)
         c1_turns = (args.requests + args.warmup) * args.repeat
         load_turns = int(args.turns_per_second * args.seconds * args.rounds)
         print("  (1) whole chats, concurrency 1", flush=True)
@@ -140,8 +155,8 @@ async def chat_measurements(args, fake: FakeModel, database_url: str | None, log
                                                              warmup=args.warmup)
                                       for _ in range(args.repeat)]
         print("  (5) the floor", flush=True)
-        with Hello(log_dir, args.workers) as hello:
-            results.update(await in_hellos(args, gateway, hello, pool))
+        with Hello(log_dir, args.workers) as hello, Floor(log_dir, args.workers, fake, database_url) as floor:
+            results.update(await in_hellos(args, gateway, hello, floor, pool))
             results["conversation_turns_reused"] = pool.reused + bare_pool.reused
             livez = scenarios.Route(gateway.port, "GET", "/livez")
             bare_hello = scenarios.Route(hello.port, "GET", "/")
@@ -156,15 +171,19 @@ async def chat_measurements(args, fake: FakeModel, database_url: str | None, log
     return results
 
 
-async def in_hellos(args, gateway: Gateway, hello: Hello, pool) -> dict:
+async def in_hellos(args, gateway: Gateway, hello: Hello, floor: Floor, pool) -> dict:
     """(6) Every route beside a hello at each concurrency, and (7) a long conversation's turn vs a short one's."""
     headers = pool.headers
     key_headers = await hellos.api_key(gateway.port, headers)
     stream_pool = scenarios.Conversations(gateway.port, headers, TURNS_PER_CONVERSATION)
     routes = hellos.routes(gateway, hello.port, headers, key_headers, pool, stream_pool)
+    floor_headers = await scenarios.login(floor.port, "floor@example.com")
+    floor_pool = scenarios.Conversations(floor.port, floor_headers, TURNS_PER_CONVERSATION)
+    routes.update(hellos.floor_routes(floor.port, floor_headers, await hellos.api_key(floor.port, floor_headers),
+                                      floor_pool))
     concurrencies = [int(c) for c in args.concurrencies.split(",")]
-    sweep = await hellos.sweep(routes, concurrencies, args.hello_seconds, args.hello_rounds, [pool, stream_pool],
-                               args.turns_per_second)
+    sweep = await hellos.sweep(routes, concurrencies, args.hello_seconds, args.hello_rounds,
+                               [pool, stream_pool, floor_pool], args.turns_per_second)
     print("  (7) a long conversation's turn vs a short one's", flush=True)
     return {"hellos": sweep, "long_conversation": await hellos.long_conversation(
         gateway.port, headers, args.long_turns, long_messages=args.long_messages)}

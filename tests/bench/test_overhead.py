@@ -29,10 +29,14 @@ def test_quick_overhead_benchmark_runs_and_reports_numbers(tmp_path):
     assert sorted(int(c) for c in hellos) == [1, 16]
     for runs in hellos.values():
         assert set(runs) == {"hello", "/livez", "/v1 whole", "/v1 streamed", "conversation whole",
-                             "conversation streamed"}
+                             "conversation streamed", "conversation floor", "/v1 floor"}
         assert all(run[0]["ok"] > 0 and run[0]["errors"] == 0 for run in runs.values())
     assert chat["long_conversation"]["ratio"] > 0
     assert output.with_name("overhead-chart.svg").read_text().startswith("<svg")
     text = output.read_text()
     assert "## Targets" in text and "cores" in text and "gunicorn" in text
     assert "## In hellos" in text and "hello round trips" in text
+    # Each whole chat row of the table carries the stack's floor, measured in the same rounds.
+    floor_rows = [line for line in text.splitlines() if line.startswith("| conversation whole throughput")
+                  or line.startswith("| /v1 whole throughput")]
+    assert len(floor_rows) == 2 and all(row.split("|")[4].strip().startswith("1/") for row in floor_rows)
