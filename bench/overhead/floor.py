@@ -108,6 +108,7 @@ def _now() -> datetime:
 
 
 def _ask(model: str, messages: list[dict]) -> dict:
+    engine()  # the HTTP session and the upstream's URL are made with the engine, once per worker
     response = _state["http"].post(_state["upstream"], json={"model": model, "messages": messages, "stream": False},
                                    timeout=30)
     response.raise_for_status()
@@ -153,26 +154,59 @@ def create_key():
 @app.post("/conversations/<conversation_id>/messages")
 @jwt_required()
 def turn(conversation_id: str):
+    content = request.get_json()["content"]
+    found, history = _read(conversation_id)
+    reply = _ask(found.model, history + [{"role": "user", "content": content}])
+    return jsonify(_store(conversation_id, found.model, content, reply))
+
+
+# The turn in parts, for the bench's step-by-step table: what the token check, the model call
+# and the database round trips each cost on their own.
+@app.post("/floor/token")
+@jwt_required()
+def token_only():
+    return jsonify(user=get_jwt()["sub"])
+
+
+@app.post("/floor/model")
+@jwt_required()
+def model_only():
+    reply = _ask("llama3.1", [{"role": "user", "content": request.get_json()["content"]}])
+    return jsonify(role="assistant", content=reply["message"]["content"])
+
+
+@app.post("/floor/database/<conversation_id>")
+@jwt_required()
+def database_only(conversation_id: str):
+    content = request.get_json()["content"]
+    found, _history = _read(conversation_id)
+    reply = {"message": {"content": "t0 t1 t2"}, "prompt_eval_count": 1, "eval_count": 3}
+    return jsonify(_store(conversation_id, found.model, content, reply))
+
+
+def _read(conversation_id: str):
+    """The revocation check, the conversation and its history: three round trips on one connection."""
     claims = get_jwt()
-    user, content = claims["sub"], request.get_json()["content"]
     with _connection() as connection:
-        revoked = connection.execute(REVOKED, {"family": claims["fam"], "user": user}).first()
+        revoked = connection.execute(REVOKED, {"family": claims["fam"], "user": claims["sub"]}).first()
         if revoked is None or revoked.disabled_at or revoked.revoked_at:
             abort(401)
-        found = connection.execute(CONVERSATION, {"id": conversation_id, "user": user}).first()
+        found = connection.execute(CONVERSATION, {"id": conversation_id, "user": claims["sub"]}).first()
         if found is None:
             abort(404)
-        history = [{"role": row.role, "content": row.content}
-                   for row in connection.execute(HISTORY, {"id": conversation_id})]
-    reply = _ask(found.model, history + [{"role": "user", "content": content}])
-    answer_id, now = uuid.uuid4().hex, _now()
-    params = {"now": now, "conversation": conversation_id, "user": user, "model": found.model,
+        return found, [{"role": row.role, "content": row.content}
+                       for row in connection.execute(HISTORY, {"id": conversation_id})]
+
+
+def _store(conversation_id: str, model: str, content: str, reply: dict) -> dict:
+    """Both messages, the usage row and `updated_at`: one round trip."""
+    params = {"now": _now(), "conversation": conversation_id, "user": get_jwt()["sub"], "model": model,
               "asked_id": uuid.uuid4().hex, "asked_role": "user", "asked_content": content,
-              "answer_id": answer_id, "answer_role": "assistant", "answer_content": reply["message"]["content"],
+              "answer_id": uuid.uuid4().hex, "answer_role": "assistant", "answer_content": reply["message"]["content"],
               "usage_id": uuid.uuid4().hex, "prompt": reply.get("prompt_eval_count", 0),
               "completion": reply.get("eval_count", 0)}
     _write(TURN_AS_ONE, TURN_ONE_BY_ONE, params)
-    return jsonify(id=answer_id, role="assistant", content=params["answer_content"])
+    return {"id": params["answer_id"], "role": "assistant", "content": params["answer_content"]}
 
 
 @app.post("/v1/chat/completions")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import statistics
 
 from ..common.report import machine, now, pool, table, versions
-from . import hellos
+from . import hellos, steps
 
 TARGETS = "added p50 <= 3 ms and p99 <= 8 ms at concurrency 1; TTFT added p50 <= 3 ms; >= 600 turns/s at " \
           "concurrency 16; metrics cost <= 5%; /metrics <= 50 ms at 8 workers after 1,000 restarts"
@@ -137,11 +137,34 @@ def hello_table(chat: dict) -> str:
     return table(["c", "route", "requests/s", "p50", "p99", "throughput in hellos", "p50 in hellos", "errors"], rows)
 
 
+def steps_section(chat: dict) -> str:
+    """(8) The floor step by step and the gateway beside it: throughput, and machine CPU per request by process."""
+    measured = chat.get("steps")
+    if not measured:
+        return ""
+    cpu, runs = measured["cpu"], measured["runs"]
+    hello_cpu = cpu[hellos.HELLO]["machine"]
+    rows = []
+    for name, spent in cpu.items():
+        rows.append([name, rate(runs[name]),
+                     "1" if name == hellos.HELLO else _hello_figure(hellos.ratio(runs, name, "throughput"), "throughput"),
+                     ms(spent["machine"]), f"{spent['machine'] / hello_cpu:.1f}" if spent["machine"] and hello_cpu
+                     else "–", *(ms(spent[group]) for group in steps.GROUPS),
+                     "–" if spent["busy"] is None else f"{spent['busy']:.0%}"])
+    return (f"## Where a chat's CPU goes (concurrency {steps.CONCURRENCY})\n\n"
+            "The stack's floor step by step (each step adds one part of a turn to the token check), its whole "
+            "chats and the gateway's, alternated with a hello. CPU is read from /proc around each round: the "
+            "machine's busy time, and the processes on the path (the server is gunicorn's master and workers "
+            "of the route's own server). Per request, medians of requests/s; CPU summed over the rounds.\n\n"
+            + table(["route", "requests/s", "throughput in hellos", "machine CPU / request",
+                     "in hellos' CPU", *(f"{group}" for group in steps.GROUPS), "cores busy"], rows))
+
+
 def hellos_markdown(args, results: dict) -> str:
-    return "\n\n".join([f"# Overhead benchmark in hellos only, {now()}", f"- Machine: {machine()}",
-                        "## In hellos (the issue's table)\n\n"
-                        + table(TARGETS_HEADER, hello_targets(results["chat"])) + "\n\n" + FLOOR_NOTE,
-                        hello_table(results["chat"])]) + "\n"
+    return "\n\n".join(part for part in [
+        f"# Overhead benchmark in hellos only, {now()}", f"- Machine: {machine()}",
+        "## In hellos (the issue's table)\n\n" + table(TARGETS_HEADER, hello_targets(results["chat"])) + "\n\n"
+        + FLOOR_NOTE, hello_table(results["chat"]), steps_section(results["chat"])] if part) + "\n"
 
 
 def markdown(args, results: dict) -> str:
@@ -177,6 +200,7 @@ def markdown(args, results: dict) -> str:
         f"same rounds as each route (alternated, order rotating); a figure is the median of the per-round ratios. "
         f"/v1 uses an API key; conversation routes a JWT. {args.hello_rounds} rounds of {args.hello_seconds:g} s "
         f"per route and concurrency.\n\n" + hello_table(chat),
+        steps_section(chat),
         "## Targets\n\n" + table(["", "target", "measured", "met"], targets(results)),
         "## (1) Whole chats, concurrency 1\n\n" + table(header, _latency_rows(chat["chat_c1"], "total"))
         + "\n\nThe gateway's own figure, `X-Gateway-Overhead-Ms`: p50 "

@@ -28,7 +28,7 @@ from pathlib import Path
 from ..common.databases import ScratchDatabase
 from ..common.report import RESULTS, default_output, write_results
 from ..common.servers import HOST, FakeModel, Gateway, Process, free_port
-from . import charts, hellos, profile, report, scenarios
+from . import charts, hellos, profile, report, scenarios, steps
 # Production wants one: without it /metrics on the API port answers 404.
 METRICS_TOKEN = "bench-metrics-token-" + uuid.uuid4().hex
 SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
@@ -132,7 +132,7 @@ async def chat_measurements(args, fake: FakeModel, database_url: str | None, log
         bare_pool, (whole_bare, _), _ = await user_routes(bare, fake)
         if args.only_hellos:
             with Hello(log_dir, args.workers) as hello, Floor(log_dir, args.workers, fake, database_url) as floor:
-                return await in_hellos(args, gateway, hello, floor, pool)
+                return await in_hellos(args, gateway, hello, floor, fake, pool)
         c1_turns = (args.requests + args.warmup) * args.repeat
         load_turns = int(args.turns_per_second * args.seconds * args.rounds)
         print("  (1) whole chats, concurrency 1", flush=True)
@@ -156,7 +156,7 @@ async def chat_measurements(args, fake: FakeModel, database_url: str | None, log
                                       for _ in range(args.repeat)]
         print("  (5) the floor", flush=True)
         with Hello(log_dir, args.workers) as hello, Floor(log_dir, args.workers, fake, database_url) as floor:
-            results.update(await in_hellos(args, gateway, hello, floor, pool))
+            results.update(await in_hellos(args, gateway, hello, floor, fake, pool))
             results["conversation_turns_reused"] = pool.reused + bare_pool.reused
             livez = scenarios.Route(gateway.port, "GET", "/livez")
             bare_hello = scenarios.Route(hello.port, "GET", "/")
@@ -171,8 +171,9 @@ async def chat_measurements(args, fake: FakeModel, database_url: str | None, log
     return results
 
 
-async def in_hellos(args, gateway: Gateway, hello: Hello, floor: Floor, pool) -> dict:
-    """(6) Every route beside a hello at each concurrency, and (7) a long conversation's turn vs a short one's."""
+async def in_hellos(args, gateway: Gateway, hello: Hello, floor: Floor, fake: FakeModel, pool) -> dict:
+    """(6) Every route beside a hello at each concurrency, (7) a long conversation's turn vs a short one's,
+    (8) the stack's floor step by step and where each chat's CPU goes."""
     headers = pool.headers
     key_headers = await hellos.api_key(gateway.port, headers)
     stream_pool = scenarios.Conversations(gateway.port, headers, TURNS_PER_CONVERSATION)
@@ -184,8 +185,14 @@ async def in_hellos(args, gateway: Gateway, hello: Hello, floor: Floor, pool) ->
     concurrencies = [int(c) for c in args.concurrencies.split(",")]
     sweep = await hellos.sweep(routes, concurrencies, args.hello_seconds, args.hello_rounds,
                                [pool, stream_pool, floor_pool], args.turns_per_second)
+    print("  (8) the stack's floor step by step, and where the CPU goes", flush=True)
+    step_routes = steps.routes(routes, floor.port, floor_headers, floor_pool,
+                               {hello.port: hello.pid, floor.port: floor.pid, gateway.port: gateway.pid})
+    for conversations, share in ((pool, 1), (floor_pool, 2)):  # the floor's pool serves two steps
+        await conversations.ensure(int(args.turns_per_second * args.hello_seconds * args.hello_rounds * share))
+    step_results = await steps.measure(step_routes, fake.pid, args.hello_seconds, args.hello_rounds)
     print("  (7) a long conversation's turn vs a short one's", flush=True)
-    return {"hellos": sweep, "long_conversation": await hellos.long_conversation(
+    return {"hellos": sweep, "steps": step_results, "long_conversation": await hellos.long_conversation(
         gateway.port, headers, args.long_turns, long_messages=args.long_messages)}
 
 

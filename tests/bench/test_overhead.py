@@ -31,6 +31,11 @@ def test_quick_overhead_benchmark_runs_and_reports_numbers(tmp_path):
         assert set(runs) == {"hello", "/livez", "/v1 whole", "/v1 streamed", "conversation whole",
                              "conversation streamed", "conversation floor", "/v1 floor"}
         assert all(run[0]["ok"] > 0 and run[0]["errors"] == 0 for run in runs.values())
+    steps = chat["steps"]
+    assert all(run["ok"] > 0 and run["errors"] == 0 for runs in steps["runs"].values() for run in runs)
+    # CPU is read per process: each server and the load client spent some on every step.
+    assert all(cpu["server"] > 0 and cpu["load client"] > 0 and cpu["machine"] > 0 for cpu in steps["cpu"].values())
+    assert "## Where a chat's CPU goes" in output.read_text()
     assert chat["long_conversation"]["ratio"] > 0
     assert output.with_name("overhead-chart.svg").read_text().startswith("<svg")
     text = output.read_text()
