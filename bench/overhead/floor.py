@@ -83,8 +83,13 @@ def engine():
         options = ({"connect_args": {"check_same_thread": False, "timeout": 30}} if url.startswith("sqlite")
                    else {"pool_size": 10, "max_overflow": 10})
         _state["engine"] = create_engine(url, **options)
-        _state["http"] = requests.Session()
-        _state["upstream"] = os.environ["FLOOR_UPSTREAM_URL"].rstrip("/") + "/api/chat"
+        # `requests` used as leanly as the gateway uses it (app/llm/http.py): the environment read
+        # never, the URL parsed once, each call a copy of a prepared request sent on the session.
+        session = requests.Session()
+        session.trust_env = False
+        _state["http"] = session
+        _state["upstream"] = requests.Request("POST", os.environ["FLOOR_UPSTREAM_URL"].rstrip("/") + "/api/chat",
+                                              headers=dict(session.headers)).prepare()
     return _state["engine"]
 
 
@@ -109,8 +114,9 @@ def _now() -> datetime:
 
 def _ask(model: str, messages: list[dict]) -> dict:
     engine()  # the HTTP session and the upstream's URL are made with the engine, once per worker
-    response = _state["http"].post(_state["upstream"], json={"model": model, "messages": messages, "stream": False},
-                                   timeout=30)
+    prepared = _state["upstream"].copy()
+    prepared.prepare_body(data=None, files=None, json={"model": model, "messages": messages, "stream": False})
+    response = _state["http"].send(prepared, timeout=30)
     response.raise_for_status()
     return response.json()
 
