@@ -149,8 +149,11 @@ async def chat_measurements(args, fake: FakeModel, database_url: str | None, log
             {"gateway": whole, "direct": direct}, args.concurrency, args.seconds, args.rounds)
         print("  (3) the cost of the metrics", flush=True)
         await asyncio.gather(pool.ensure(load_turns + c1_turns), bare_pool.ensure(load_turns + c1_turns))
-        results["metrics_cost"] = await scenarios.alternated_load(
-            {"metrics on": whole, "metrics off": whole_bare}, args.concurrency, args.seconds, args.rounds)
+        # Throughput, as the target is stated, and the gateway's CPU per turn read from /proc around the same
+        # rounds: other work on a shared machine moves the first by more than 5% from round to round.
+        cost = await steps.measure({"metrics on": (whole, gateway.pid), "metrics off": (whole_bare, bare.pid)},
+                                   fake.pid, args.seconds, args.rounds, concurrency=args.concurrency)
+        results["metrics_cost"], results["metrics_cost_cpu"] = cost["runs"], cost["cpu"]
         results["metrics_cost_c1"] = [await scenarios.paired(whole, whole_bare, args.requests // 2,
                                                              warmup=args.warmup)
                                       for _ in range(args.repeat)]

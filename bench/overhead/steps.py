@@ -90,7 +90,8 @@ def snapshot(server_pid: int, fake_pid: int) -> dict[str, float]:
             "machine": _machine_busy()}
 
 
-async def measure(routes: dict[str, tuple[Route, int]], fake_pid: int, seconds: float, rounds: int) -> dict:
+async def measure(routes: dict[str, tuple[Route, int]], fake_pid: int, seconds: float, rounds: int,
+                  concurrency: int = CONCURRENCY) -> dict:
     """routes: name -> (route, its server's pid). Per route: median requests/s and CPU seconds per request by group."""
     totals = {name: {"ok": 0, "wall": 0.0, **{g: 0.0 for g in (*GROUPS, "machine")}} for name in routes}
     runs: dict[str, list[dict]] = {name: [] for name in routes}
@@ -99,7 +100,7 @@ async def measure(routes: dict[str, tuple[Route, int]], fake_pid: int, seconds: 
         for name in names[index % len(names):] + names[:index % len(names)]:
             route, server_pid = routes[name]
             before = snapshot(server_pid, fake_pid)
-            run = await scenarios.load(route, CONCURRENCY, seconds)
+            run = await scenarios.load(route, concurrency, seconds)
             after = snapshot(server_pid, fake_pid)
             runs[name].append(run)
             totals[name]["ok"] += run["ok"]

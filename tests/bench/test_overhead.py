@@ -22,6 +22,7 @@ def test_quick_overhead_benchmark_runs_and_reports_numbers(tmp_path):
     for load in (chat["chat_load"], chat["metrics_cost"], chat["floor_load"]):
         for runs in load.values():
             assert runs[0]["ok"] > 0 and runs[0]["errors"] == 0
+    assert all(cpu["server"] > 0 for cpu in chat["metrics_cost_cpu"].values())
     assert all(s["api"]["p50"] > 0 and s["master"]["p50"] > 0 for s in scrapes["by_workers"].values())
     restarts = {int(n): s for n, s in scrapes["by_restarts"].items()}
     assert restarts[20]["served"] == 20 and restarts[20]["master"]["p50"] > 0
