@@ -56,8 +56,7 @@ def _cpu_sentence(chat: dict) -> str:
         return ""
     on, off = cpu["metrics on"]["server"], cpu["metrics off"]["server"]
     return (f"The gateway's processes spent {on * 1000:.2f} ms of CPU per turn with metrics on and {off * 1000:.2f} ms "
-            f"with them off (read from /proc around the same rounds): {cost:+.1%}, a figure that other work on "
-            "the machine moves far less than throughput.")
+            f"with them off (read from /proc around the same rounds): {cost:+.1%}.")
 
 
 def _latency_rows(runs: list[dict], what: str) -> list[list[str]]:
