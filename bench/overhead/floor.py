@@ -242,3 +242,6 @@ def _write(as_one, one_by_one: list, params: dict) -> None:
             for statement in one_by_one:
                 connection.execute(statement, params)
             connection.commit()
+
+
+from . import below  # noqa: E402,F401  (the same turn without SQLAlchemy and requests, on this app)

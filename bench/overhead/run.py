@@ -191,7 +191,7 @@ async def in_hellos(args, gateway: Gateway, hello: Hello, floor: Floor, fake: Fa
     print("  (8) the stack's floor step by step, and where the CPU goes", flush=True)
     step_routes = steps.routes(routes, floor.port, floor_headers, floor_pool,
                                {hello.port: hello.pid, floor.port: floor.pid, gateway.port: gateway.pid})
-    for conversations, share in ((pool, 1), (floor_pool, 2)):  # the floor's pool serves two steps
+    for conversations, share in ((pool, 1), (floor_pool, 3)):  # the floor's pool serves three steps
         await conversations.ensure(int(args.turns_per_second * args.hello_seconds * args.hello_rounds * share))
     step_results = await steps.measure(step_routes, fake.pid, args.hello_seconds, args.hello_rounds)
     print("  (7) a long conversation's turn vs a short one's", flush=True)

@@ -17,9 +17,10 @@ from .scenarios import Route
 TICKS = os.sysconf("SC_CLK_TCK")
 GROUPS = ("server", "PostgreSQL", "fake model", "load client")
 CONCURRENCY = 16
+BELOW = "conversation below the floor (no SQLAlchemy, no requests)"
 # The hello, the floor's steps (each adds one part of a turn), the floor's whole chats and the gateway's.
 STEPS = ("hello", "floor: token check", "floor: token + model call", "floor: token + database",
-         "conversation floor", "conversation whole", "/v1 floor", "/v1 whole")
+         "conversation floor", BELOW, "conversation whole", "/v1 floor", "/v1 whole")
 
 
 def routes(table_routes: dict[str, Route], floor_port: int, headers: dict, floor_pool,
@@ -29,7 +30,9 @@ def routes(table_routes: dict[str, Route], floor_port: int, headers: dict, floor
     parts = {"floor: token check": Route(floor_port, "POST", "/floor/token", body, headers),
              "floor: token + model call": Route(floor_port, "POST", "/floor/model", body, headers),
              "floor: token + database": Route(floor_port, "POST", lambda: f"/floor/database/{floor_pool()}", body,
-                                              headers)}
+                                              headers),
+             BELOW: Route(floor_port, "POST", lambda: f"/floor/below/conversations/{floor_pool()}/messages", body,
+                          headers)}
     chosen = {name: parts.get(name) or table_routes[name] for name in STEPS}
     return {name: (route, pids[route.port]) for name, route in chosen.items()}
 
