@@ -9,12 +9,12 @@ connections. Registered on floor.py's app, at /floor/below/conversations/<id>/me
 """
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
 import re
 import sqlite3
-import uuid
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
@@ -29,8 +29,13 @@ _http: list[http.client.HTTPConnection] = []
 
 
 def _sql(statement) -> str:
-    text = str(statement)
-    return text if floor._url().startswith("sqlite") else re.sub(r":(\w+)", r"%(\1)s", text)
+    """floor.py's statement in the driver's own parameter style (sqlite3 takes :name as it is)."""
+    return str(statement) if floor.SQLITE else re.sub(r":(\w+)", r"%(\1)s", str(statement))
+
+
+REVOKED, CONVERSATION, HISTORY = (_sql(statement) for statement in (floor.REVOKED, floor.CONVERSATION, floor.HISTORY))
+# PostgreSQL: the four writes as one query, as floor.py sends them; SQLite: one by one.
+WRITES = [_sql(s) for s in floor.TURN_WRITES] if floor.SQLITE else [_sql("; ".join(floor.TURN_WRITES))]
 
 
 @contextmanager
@@ -38,12 +43,11 @@ def _connection():
     try:
         connection = _connections.pop()
     except IndexError:
-        url = floor._url()
-        if url.startswith("sqlite"):
-            connection = sqlite3.connect(url.split("///", 1)[1], check_same_thread=False, timeout=30,
+        if floor.SQLITE:
+            connection = sqlite3.connect(floor.DATABASE_URL.split("///", 1)[1], check_same_thread=False, timeout=30,
                                          isolation_level=None)
         else:
-            connection = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
+            connection = psycopg2.connect(floor.DATABASE_URL)
             connection.autocommit = True
     try:
         yield connection
@@ -51,12 +55,17 @@ def _connection():
         _connections.append(connection)
 
 
+@functools.cache
+def _upstream() -> tuple[str, int]:
+    url = urlsplit(os.environ["FLOOR_UPSTREAM_URL"])
+    return url.hostname, url.port
+
+
 def _ask(model: str, messages: list[dict]) -> dict:
-    upstream = urlsplit(os.environ["FLOOR_UPSTREAM_URL"])
     try:
         connection = _http.pop()
     except IndexError:
-        connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
+        connection = http.client.HTTPConnection(*_upstream(), timeout=30)
     body = json.dumps({"model": model, "messages": messages, "stream": False}).encode()
     try:
         connection.request("POST", "/api/chat", body, {"Content-Type": "application/json"})
@@ -75,37 +84,24 @@ def _ask(model: str, messages: list[dict]) -> dict:
 @jwt_required()
 def below_floor_turn(conversation_id: str):
     claims, content = get_jwt(), request.get_json()["content"]
-    revoked, conversation, history, writes = _statements()
     with _connection() as connection:
         cursor = connection.cursor()
-        cursor.execute(revoked, {"family": claims["fam"], "user": claims["sub"]})
+        cursor.execute(REVOKED, {"family": claims["fam"], "user": claims["sub"]})
         found = cursor.fetchone()
         if found is None or found[0] or found[1]:
             abort(401)
-        cursor.execute(conversation, {"id": conversation_id, "user": claims["sub"]})
+        cursor.execute(CONVERSATION, {"id": conversation_id, "user": claims["sub"]})
         found = cursor.fetchone()
         if found is None:
             abort(404)
-        cursor.execute(history, {"id": conversation_id})
+        cursor.execute(HISTORY, {"id": conversation_id})
         past = [{"role": role, "content": text} for role, text in cursor.fetchall()]
     model = found[1]
     reply = _ask(model, past + [{"role": "user", "content": content}])
-    params = {"now": floor._now(), "conversation": conversation_id, "user": claims["sub"], "model": model,
-              "asked_id": uuid.uuid4().hex, "asked_role": "user", "asked_content": content,
-              "answer_id": uuid.uuid4().hex, "answer_role": "assistant",
-              "answer_content": reply["message"]["content"], "usage_id": uuid.uuid4().hex,
-              "prompt": reply.get("prompt_eval_count", 0), "completion": reply.get("eval_count", 0)}
+    params = floor.turn_params(conversation_id, claims["sub"], model, content, reply)
     with _connection() as connection:
         cursor = connection.cursor()
-        for statement in writes:  # PostgreSQL: one statement, the four writes as one query
+        for statement in WRITES:
             cursor.execute(statement, params)
     return jsonify(id=params["answer_id"], role="assistant", content=params["answer_content"])
 
-
-def _statements():
-    if "below" not in floor._state:
-        sqlite = floor._url().startswith("sqlite")
-        writes = ([_sql(s) for s in floor.TURN_WRITES] if sqlite
-                  else [_sql("; ".join(floor.TURN_WRITES))])
-        floor._state["below"] = (_sql(floor.REVOKED), _sql(floor.CONVERSATION), _sql(floor.HISTORY), writes)
-    return floor._state["below"]

@@ -31,7 +31,7 @@ from datetime import datetime, timezone  # noqa: E402
 import requests  # noqa: E402
 from flask import Flask, abort, jsonify, request  # noqa: E402
 from flask_jwt_extended import JWTManager, create_access_token, get_jwt, jwt_required  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS floor_users (id VARCHAR(32) PRIMARY KEY, disabled_at TIMESTAMP)",
@@ -72,17 +72,18 @@ JWTManager(app)
 _state: dict = {}
 
 
-def _url() -> str:
-    url = os.environ.get("FLOOR_DATABASE_URL", "sqlite:///floor.db")
-    return "postgresql+psycopg2://" + url.split("://", 1)[1] if url.startswith("postgresql://") else url
+# Read once, in the master, before the workers fork; psycopg2 named, as SQLAlchemy 2.1 would pick psycopg 3.
+DATABASE_URL = os.environ.get("FLOOR_DATABASE_URL", "sqlite:///floor.db")
+SQLITE = DATABASE_URL.startswith("sqlite")
 
 
 def engine():
     if "engine" not in _state:
-        url = _url()
-        options = ({"connect_args": {"check_same_thread": False, "timeout": 30}} if url.startswith("sqlite")
-                   else {"pool_size": 10, "max_overflow": 10})
-        _state["engine"] = create_engine(url, **options)
+        if SQLITE:
+            _state["engine"] = create_engine(DATABASE_URL, connect_args={"check_same_thread": False, "timeout": 30})
+        else:
+            _state["engine"] = create_engine(make_url(DATABASE_URL).set(drivername="postgresql+psycopg2"),
+                                             pool_size=10, max_overflow=10)
         # `requests` used as leanly as the gateway uses it (app/llm/http.py): the environment read
         # never, the URL parsed once, each call a copy of a prepared request sent on the session.
         session = requests.Session()
@@ -206,11 +207,7 @@ def _read(conversation_id: str):
 
 def _store(conversation_id: str, model: str, content: str, reply: dict) -> dict:
     """Both messages, the usage row and `updated_at`: one round trip."""
-    params = {"now": _now(), "conversation": conversation_id, "user": get_jwt()["sub"], "model": model,
-              "asked_id": uuid.uuid4().hex, "asked_role": "user", "asked_content": content,
-              "answer_id": uuid.uuid4().hex, "answer_role": "assistant", "answer_content": reply["message"]["content"],
-              "usage_id": uuid.uuid4().hex, "prompt": reply.get("prompt_eval_count", 0),
-              "completion": reply.get("eval_count", 0)}
+    params = turn_params(conversation_id, get_jwt()["sub"], model, content, reply)
     _write(TURN_AS_ONE, TURN_ONE_BY_ONE, params)
     return {"id": params["answer_id"], "role": "assistant", "content": params["answer_content"]}
 
@@ -225,13 +222,23 @@ def completion():
     body = request.get_json()
     reply = _ask(body["model"], body["messages"])
     prompt, completion_tokens = reply.get("prompt_eval_count", 0), reply.get("eval_count", 0)
-    _write(USAGE_ALONE, [USAGE_ALONE], {"usage_id": uuid.uuid4().hex, "now": _now(), "user": key.user_id, "conversation": None,
-                     "model": body["model"], "prompt": prompt, "completion": completion_tokens})
+    _write(USAGE_ALONE, [USAGE_ALONE], {"usage_id": uuid.uuid4().hex, "now": _now(), "user": key.user_id,
+                                        "conversation": None, "model": body["model"], "prompt": prompt,
+                                        "completion": completion_tokens})
     return jsonify(id="chatcmpl-" + uuid.uuid4().hex, object="chat.completion", model=body["model"],
                    choices=[{"index": 0, "message": {"role": "assistant", "content": reply["message"]["content"]},
                              "finish_reason": "stop"}],
                    usage={"prompt_tokens": prompt, "completion_tokens": completion_tokens,
                           "total_tokens": prompt + completion_tokens})
+
+
+def turn_params(conversation_id: str, user: str, model: str, content: str, reply: dict) -> dict:
+    """TURN_WRITES' parameters for one turn: both messages, the usage row and `updated_at`."""
+    return {"now": _now(), "conversation": conversation_id, "user": user, "model": model,
+            "asked_id": uuid.uuid4().hex, "asked_role": "user", "asked_content": content,
+            "answer_id": uuid.uuid4().hex, "answer_role": "assistant", "answer_content": reply["message"]["content"],
+            "usage_id": uuid.uuid4().hex, "prompt": reply.get("prompt_eval_count", 0),
+            "completion": reply.get("eval_count", 0)}
 
 
 def _write(as_one, one_by_one: list, params: dict) -> None:

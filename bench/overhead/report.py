@@ -176,7 +176,7 @@ def steps_section(chat: dict) -> str:
             "machine's busy time, and the processes on the path (the server is gunicorn's master and workers "
             "of the route's own server). Per request, medians of requests/s; CPU summed over the rounds.\n\n"
             + table(["route", "requests/s", "throughput in hellos", "machine CPU / request",
-                     "in hellos' CPU", *(f"{group}" for group in steps.GROUPS), "cores busy"], rows))
+                     "in hellos' CPU", *steps.GROUPS, "cores busy"], rows))
 
 
 def hellos_markdown(args, results: dict) -> str:

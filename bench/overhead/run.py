@@ -91,26 +91,33 @@ def gateway_env(args, **extra) -> dict:
             **({"DRAIN_DELAY_SECONDS": "0"} if args.quick else {}), **extra}
 
 
-class Hello(Process):
-    def __init__(self, log_dir: Path, workers: int):
+class BareApp(Process):
+    """A Flask app of the bench's own under gunicorn's gevent worker, as many workers as the gateway.
+
+    Its module is its own (empty) config too: gunicorn would otherwise read the gateway's gunicorn.conf.py
+    from the directory.
+    """
+
+    def __init__(self, module: str, log_dir: Path, workers: int, env: dict | None = None):
         self.port = free_port()
-        # Its own (empty) config: gunicorn would otherwise read the gateway's gunicorn.conf.py from the directory.
-        argv = [sys.executable, "-m", "gunicorn", "-c", "python:bench.overhead.hello", "-k", "gevent", "-w", str(workers),
-                "-b", f"{HOST}:{self.port}", "--worker-connections", "2000", "bench.overhead.hello:app"]
-        super().__init__(f"hello-{self.port}", argv, None, f"http://{HOST}:{self.port}/", log_dir)
+        argv = [sys.executable, "-m", "gunicorn", "-c", f"python:{module}", "-k", "gevent", "-w", str(workers),
+                "-b", f"{HOST}:{self.port}", "--worker-connections", "2000", f"{module}:app"]
+        super().__init__(f"{module.rsplit('.', 1)[1]}-{self.port}", argv, env, f"http://{HOST}:{self.port}/", log_dir)
 
 
-class Floor(Process):
+class Hello(BareApp):
+    def __init__(self, log_dir: Path, workers: int):
+        super().__init__("bench.overhead.hello", log_dir, workers)
+
+
+class Floor(BareApp):
     """The stack's floor for a chat (floor.py): the gateway's libraries and round trips, none of its own code."""
 
     def __init__(self, log_dir: Path, workers: int, fake: FakeModel, database_url: str | None):
-        self.port = free_port()
         url = database_url or f"sqlite:///{tempfile.mkdtemp(prefix='gateway-bench-floor-')}/floor.db"
-        env = {**os.environ, "FLOOR_DATABASE_URL": url, "FLOOR_UPSTREAM_URL": fake.url,
-               "JWT_SECRET_KEY": "bench-floor-secret-" + uuid.uuid4().hex}
-        argv = [sys.executable, "-m", "gunicorn", "-c", "python:bench.overhead.floor", "-k", "gevent", "-w", str(workers),
-                "-b", f"{HOST}:{self.port}", "--worker-connections", "2000", "bench.overhead.floor:app"]
-        super().__init__(f"floor-{self.port}", argv, env, f"http://{HOST}:{self.port}/", log_dir)
+        super().__init__("bench.overhead.floor", log_dir, workers,
+                         {**os.environ, "FLOOR_DATABASE_URL": url, "FLOOR_UPSTREAM_URL": fake.url,
+                          "JWT_SECRET_KEY": "bench-floor-secret-" + uuid.uuid4().hex})
 
 
 TURNS_PER_CONVERSATION = 10  # so a prompt carries at most 18 past messages
