@@ -39,3 +39,35 @@ def test_register_login_and_chat_setup_through_gunicorn(tmp_path, empty_database
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
         assert connection.execute(text("SELECT count(*) FROM users")).scalar() == 1
     engine.dispose()
+
+
+def test_a_port_taken_after_it_was_chosen_is_not_mistaken_for_the_gateway(tmp_path):
+    # Another test's server took the port between its choice and gunicorn's bind, and answers /livez:
+    # the suite once talked to that server while its own gateway had exited with "Address already in use".
+    import http.server
+    import threading
+
+    class Alive(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    squatter = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Alive)
+    threading.Thread(target=squatter.serve_forever, daemon=True).start()
+    taken = squatter.server_address[1]
+    try:
+        server = Gunicorn(tmp_path, workers=1)
+        server.port, server.url = taken, f"http://127.0.0.1:{taken}"
+        server.env["API_PORT"] = str(taken)
+        first_log = server.log_path
+        with server:
+            assert server.port != taken
+            assert requests.get(f"{server.url}/livez", timeout=5).json() == {"status": "ok"}
+            assert len(server.wait_for_workers(1)) == 1
+            assert f"cannot listen on 127.0.0.1:{taken}" in first_log.read_text()
+    finally:
+        squatter.shutdown()
+        squatter.server_close()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -21,6 +22,50 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants, from /proc."""
+    pids, index = [pid], 0
+    while index < len(pids):
+        for task in Path(f"/proc/{pids[index]}/task").glob("*"):
+            try:
+                pids.extend(int(child) for child in (task / "children").read_text().split())
+            except FileNotFoundError:
+                pass
+        index += 1
+    return pids
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process `pid` or one of its descendants holds a listening TCP socket on `port` (from /proc).
+
+    A port found free can be taken by another server before ours binds it; that
+    server would then answer our readiness probe while ours exits. Asking who
+    holds the port tells them apart.
+    """
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    for process in process_tree(pid):
+        try:
+            descriptors = list(Path(f"/proc/{process}/fd").iterdir())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for descriptor in descriptors:
+            try:
+                if os.readlink(descriptor) in inodes:
+                    return True
+            except OSError:
+                pass
+    return False
 
 
 def _raise_fd_limit() -> None:
@@ -50,7 +95,8 @@ class Process:
             self.process = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                             preexec_fn=_raise_fd_limit)
         deadline = time.monotonic() + timeout
-        while _get(self.ready_url) != 200:
+        port = urllib.parse.urlsplit(self.ready_url).port
+        while not (listens(self.process.pid, port) and _get(self.ready_url) == 200):
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
             if time.monotonic() > deadline:

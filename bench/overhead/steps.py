@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..common.servers import process_tree
 from . import scenarios
 from .scenarios import Route
 
@@ -51,18 +52,6 @@ def _seconds(pid: int, reaped: bool = False) -> float:
     return sum(int(fields[i]) for i in ((11, 12, 13, 14) if reaped else (11, 12))) / TICKS
 
 
-def _tree(pid: int) -> list[int]:
-    pids, index = [pid], 0
-    while index < len(pids):
-        for task in Path(f"/proc/{pids[index]}/task").glob("*"):
-            try:
-                pids.extend(int(child) for child in (task / "children").read_text().split())
-            except FileNotFoundError:
-                pass
-        index += 1
-    return pids
-
-
 def _postgres() -> float:
     """Every postgres process's CPU, plus what the postmaster's exited children spent.
 
@@ -87,7 +76,7 @@ def _machine_busy() -> float:
 
 
 def snapshot(server_pid: int, fake_pid: int) -> dict[str, float]:
-    return {"server": sum(_seconds(p) for p in _tree(server_pid)),
+    return {"server": sum(_seconds(p) for p in process_tree(server_pid)),
             "PostgreSQL": _postgres(),
             "fake model": _seconds(fake_pid), "load client": _seconds(os.getpid()),
             "machine": _machine_busy()}

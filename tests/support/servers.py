@@ -9,6 +9,8 @@ from pathlib import Path
 
 import requests
 
+from bench.common.servers import listens
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -90,16 +92,11 @@ class Gunicorn(ManagedProcess):
 
     def __init__(self, tmp_path, *, database_url: str | None = None, workers: int = 3, threads: int = 4, env=None):
         super().__init__()
-        self.port, self.metrics_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        self.log_path = Path(tmp_path) / f"gunicorn-{self.port}.log"
+        self.tmp_path = Path(tmp_path)
         self.env = {
             **os.environ,
             "API_HOST": "127.0.0.1",
-            "API_PORT": str(self.port),
             "METRICS_HOST": "127.0.0.1",
-            "METRICS_PORT": str(self.metrics_port),
             "DATABASE_URL": database_url or f"sqlite:///{Path(tmp_path) / 'gunicorn.db'}",
             "APP_ENV": "test",
             "JWT_SECRET_KEY": "test-jwt-secret-that-is-long-enough-for-hs256",
@@ -115,12 +112,33 @@ class Gunicorn(ManagedProcess):
             "RATE_LIMITS_ENABLED": "false",  # test users all come from 127.0.0.1
             **(env or {}),
         }
+        self._fixed = set(env or {})  # what the test set stays set, ports included
+        self._choose_ports()
+
+    def _choose_ports(self) -> None:
+        self.port, self.metrics_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        self.log_path = self.tmp_path / f"gunicorn-{self.port}.log"
+        chosen = {"API_PORT": str(self.port), "METRICS_PORT": str(self.metrics_port)}
+        self.env.update({name: value for name, value in chosen.items() if name not in self._fixed})
+
+    def start(self, timeout: float = 30.0, attempts: int = 3):
+        """Started on fresh ports again when another process took one between its choice and the bind."""
+        for attempt in range(attempts):
+            try:
+                return super().start(timeout)
+            except RuntimeError:
+                if attempt == attempts - 1 or "cannot listen on" not in self.log():
+                    raise
+                self._choose_ports()
 
     def command(self):
         return [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], self.env, ROOT
 
     def ready(self) -> bool:
-        return requests.get(f"{self.url}/livez", timeout=1).status_code == 200
+        # Our master must hold the port: another test's server may have taken it, and would answer for us.
+        return listens(self.pid, self.port) and requests.get(f"{self.url}/livez", timeout=1).status_code == 200
 
     def worker_pids(self) -> list[int]:
         children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
